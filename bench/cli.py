@@ -1,0 +1,237 @@
+"""Command line: ``python -m bench {run,list,export,report}``. User errors print a message, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError, UserError
+
+
+def _yaml_scalar(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--param PIPELINE_OR_WILDCARD.key=value`` or ``--param key=value`` (all pipelines)."""
+    out: dict[str, dict[str, Any]] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--param {it!r}: expected key=value or pipeline.key=value")
+        k, v = it.split("=", 1)
+        target, _, key = k.rpartition(".")
+        out.setdefault(target or "*", {})[key] = _yaml_scalar(v)
+    return out
+
+
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("split contract (shared by every pipeline)")
+    g.add_argument("--val-fraction", type=float, help="validation fraction of the training pool (default 0.1)")
+    g.add_argument("--test-fraction", type=float, help="test fraction when the dataset has no test split")
+    g.add_argument("--split-seed", type=int, help="seed of the split (default 0; independent of --seed)")
+    g.add_argument("--train-per-class", type=int, help="N training images per class (nested across N)")
+    g.add_argument("--max-train", type=int, help="at most N training images (stratified)")
+    g.add_argument("--max-val", type=int, help="at most N validation images (stratified)")
+    g.add_argument("--max-test", type=int, help="at most N test images (stratified)")
+    g.add_argument("--test-rest", action="store_true", default=None,
+                   help="no test split: use every image outside train/val as test (classic protocol)")
+    g.add_argument("--image-size", type=int, help="resize: shorter side to S, then centre crop S×S")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run datasets × pipelines × seeds, one MLflow run each")
+    r.add_argument("--suite", help="suite name (bench/suites/NAME.yaml) or path to a YAML file")
+    r.add_argument("--dataset", "-d", action="append", help="dataset name or folder:PATH (repeatable)")
+    r.add_argument("--pipeline", "-p", action="append", help="pipeline name or wildcard (repeatable)")
+    r.add_argument("--seed", "-s", action="append", type=int, help="seed (repeatable; default 0)")
+    r.add_argument("--param", action="append", metavar="[PIPELINE.]KEY=VALUE",
+                   help="override a pipeline parameter, e.g. cnn-small.epochs=3 (repeatable)")
+    r.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
+    r.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
+    r.add_argument("--no-table", action="store_true", help="do not print the comparison table at the end")
+    _add_split_args(r)
+
+    ls = sub.add_parser("list", help="print the pipeline catalogue")
+    ls.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'hog-*'")
+    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.add_argument("--family", choices=["classical", "scratch", "transfer"])
+    ls.add_argument("--all", action="store_true", help="include unavailable pipelines (with the reason)")
+    ls.add_argument("--datasets", action="store_true", help="list datasets instead")
+
+    ex = sub.add_parser("export", help="write the latest FINISHED run per (dataset, pipeline, seed)")
+    ex.add_argument("--format", choices=["csv", "json"], default="csv")
+    ex.add_argument("--dataset", "-d", action="append")
+    ex.add_argument("--out", "-o", help="output file (default: standard output)")
+
+    rp = sub.add_parser("report", help="comparison report from the tracked runs")
+    rp.add_argument("--dataset", "-d", action="append")
+    rp.add_argument("--out", default=None, help="output directory (default results/report)")
+    return p
+
+
+def _cmd_list(a: argparse.Namespace) -> int:
+    if a.datasets:
+        from bench.datasets import dataset_names
+        from bench.datasets.base import dataset_info
+
+        rows = [{"name": n, **{k: v for k, v in dataset_info(n).items() if k != "loader"}} for n in dataset_names()]
+        if a.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['name']:16s} {r['kind']:9s} {r['description']}")
+            print("folder:PATH      folder    any ImageFolder directory or .zip (train/ and test/ optional)")
+        return 0
+    from pipelines.registry import get_spec, list_pipelines
+
+    names = list_pipelines(a.pattern, family=a.family, include_unavailable=a.all or a.json)
+    specs = [get_spec(n) for n in names]
+    if a.json:
+        print(json.dumps([s.as_dict() for s in specs], indent=2, default=str))
+        return 0
+    print(f"{'name':34s} {'family':9s} {'features':14s} {'classifier':10s} description")
+    for s in specs:
+        desc = s.description if s.available else f"UNAVAILABLE: {s.unavailable_reason}"
+        print(f"{s.name:34s} {s.family:9s} {s.features:14s} {s.classifier:10s} {desc}")
+    return 0
+
+
+def _split_options(a: argparse.Namespace, base: dict[str, Any]):
+    from bench.datasets import SplitOptions
+
+    opts = {k: v for k, v in base.items() if k != "image_size"}
+    for k in ("val_fraction", "test_fraction", "split_seed", "train_per_class", "max_train", "max_val",
+              "max_test", "test_rest"):
+        v = getattr(a, k)
+        if v is not None:
+            opts[k] = v
+    return SplitOptions(**opts), (a.image_size if a.image_size is not None else base.get("image_size"))
+
+
+def _jobs(a: argparse.Namespace) -> list:
+    from fnmatch import fnmatchcase
+
+    from bench.runner import Job
+    from bench.suites import load_suite
+    from pipelines.registry import expand
+
+    suite = load_suite(a.suite) if a.suite else None
+    datasets = a.dataset or (suite.datasets if suite else None)
+    if not datasets:
+        raise ConfigError("no dataset given: use --dataset NAME (e.g. mnist5k) or --suite quick")
+    entries = [(p, {}) for p in a.pipeline] if a.pipeline else (suite.pipelines if suite else None)
+    if not entries:
+        raise ConfigError("no pipeline given: use --pipeline NAME (see `python -m bench list`) or --suite quick")
+    if a.pipeline and suite:  # suite budgets still apply to pipelines named on the command line
+        entries = [(p, {k: v for sp, params in suite.pipelines if fnmatchcase(p, sp) or p == sp
+                        for k, v in params.items()}) for p in a.pipeline]
+    seeds = a.seed or (suite.seeds if suite else [0])
+    split, image_size = _split_options(a, suite.options if suite else {})
+    overrides = _parse_params(a.param)
+    jobs = []
+    for ds in datasets:
+        for pat, params in entries:
+            for name in expand([pat]):
+                p = dict(params)
+                for target, kv in overrides.items():
+                    if target == "*" or fnmatchcase(name, target):
+                        p.update(kv)
+                for s in seeds:
+                    jobs.append(Job(ds, name, s, p, split, image_size))
+    for j in jobs:
+        try:
+            j.identity()  # validates parameter names now, before anything runs
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+    return jobs
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from bench.report.table import print_table
+    from bench.runner import run_grid
+    from bench.tracking import Tracker
+
+    jobs = _jobs(a)
+    tracker = Tracker()
+    t0 = time.perf_counter()
+    print(f"cvbench: {len(jobs)} job(s) → {tracker.uri}", flush=True)
+    results = run_grid(jobs, tracker=tracker, force=a.force, data_dir=a.data_dir,
+                       log=lambda m: print(m, flush=True))
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"\n{len(results)} job(s) in {time.perf_counter() - t0:.1f}s: "
+          + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+    if not a.no_table:
+        datasets = sorted({j.dataset for j in jobs})
+        print("\n" + print_table(tracker, datasets, sorted({j.pipeline for j in jobs})))
+    print(f"\nresults: tracking store {tracker.uri}\n         browse with `make ui`; export with "
+          "`python -m bench export`; report with `make report`")
+    return 1 if counts.get("FAILED") else 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from bench.report.export import latest_runs
+
+    df = latest_runs(datasets=a.dataset)
+    text = df.to_csv(index=False) if a.format == "csv" else df.to_json(orient="records", indent=2)
+    if a.out:
+        Path(a.out).write_text(text)
+        print(f"wrote {len(df)} row(s) to {a.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from bench.report.table import print_table
+    from bench.tracking import results_dir
+
+    table = print_table(datasets=a.dataset)
+    if table == "(no finished runs)":
+        print("No finished runs in the tracking store yet: run `make bench` (or `python -m bench run ...`) first.")
+        return 0
+    out = Path(a.out) if a.out else results_dir() / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.txt").write_text(table + "\n")
+    print(table)
+    print(f"\nwrote {out / 'table.txt'}")
+    return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, treated like Ctrl-C so open runs end KILLED."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return {"run": _cmd_run, "list": _cmd_list, "export": _cmd_export, "report": _cmd_report}[args.cmd](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyError as e:
+        from pipelines.registry import UnknownPipelineError
+
+        if isinstance(e, UnknownPipelineError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("\ninterrupted: open runs were marked KILLED; rerun the same command to resume.", file=sys.stderr)
+        return 130

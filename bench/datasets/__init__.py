@@ -1,0 +1,182 @@
+"""Datasets by name, one decoded-array cache, and the split contract.
+
+``load_dataset(spec)`` returns a :class:`Dataset`; ``prepare(spec, SplitOptions(...))`` returns the
+train / validation / test arrays every pipeline sees, with a hash proving which images they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.datasets import embedded, torchvision_sets  # noqa: F401  (registers the named datasets)
+from bench.datasets.base import Dataset, dataset_info, dataset_names, register_dataset
+from bench.datasets.folder import load_folder
+from bench.datasets.splits import Split, SplitOptions, make_split
+from bench.errors import DatasetError
+
+__all__ = ["Dataset", "SplitData", "SplitOptions", "dataset_names", "default_data_dir", "load_dataset",
+           "prepare", "register_dataset"]
+
+CACHE_VERSION = "1"
+
+
+def default_data_dir() -> Path:
+    """``CVBENCH_DATA`` or ``~/.cache/cvbench/data`` (XDG_CACHE_HOME respected)."""
+    if os.environ.get("CVBENCH_DATA"):
+        return Path(os.environ["CVBENCH_DATA"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "cvbench" / "data"
+
+
+def _source_key(spec: str, image_size: int | None) -> dict[str, Any]:
+    key: dict[str, Any] = {"spec": spec, "image_size": image_size, "v": CACHE_VERSION}
+    if spec.startswith("folder:"):
+        p = Path(spec[len("folder:"):]).expanduser().resolve()
+        key["path"] = str(p)
+        if p.is_file():
+            st = p.stat()
+            key["stat"] = [st.st_size, st.st_mtime_ns]
+        elif p.is_dir():
+            # Directory fingerprint: every file's relative path, size and mtime.
+            h = hashlib.blake2b(digest_size=16)
+            for r, _, files in sorted(os.walk(p)):
+                for f in sorted(files):
+                    st = (Path(r) / f).stat()
+                    h.update(f"{Path(r, f).relative_to(p)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            key["tree"] = h.hexdigest()
+    return key
+
+
+def _digest(ds: Dataset) -> str:
+    from pipelines.cache import array_digest
+
+    parts = [array_digest(ds.X_train), array_digest(ds.y_train)]
+    if ds.X_test is not None:
+        parts += [array_digest(ds.X_test), array_digest(ds.y_test)]
+    return hashlib.sha256("|".join(parts + ds.class_names).encode()).hexdigest()[:16]
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    """Write the decoded arrays as ``.npy`` files in a temporary directory, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
+    try:
+        for k in ("X_train", "y_train", "X_test", "y_test"):
+            if getattr(ds, k) is not None:
+                np.save(tmp / f"{k}.npy", getattr(ds, k), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps({"name": ds.name, "class_names": ds.class_names,
+                                                   "meta": ds.meta}, default=str))
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_cached(path: Path, mmap: bool) -> Dataset | None:
+    try:
+        info = json.loads((path / "meta.json").read_text())
+        arrs = {}
+        for k in ("X_train", "y_train", "X_test", "y_test"):
+            f = path / f"{k}.npy"
+            arrs[k] = np.load(f, mmap_mode="r" if mmap and k.startswith("X") else None,
+                              allow_pickle=False) if f.exists() else None
+        return Dataset(info["name"], arrs["X_train"], arrs["y_train"], arrs["X_test"], arrs["y_test"],
+                       info["class_names"], info["meta"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def load_dataset(spec: str, *, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
+                 cache_dir: str | os.PathLike | None = None, mmap: bool = False) -> Dataset:
+    """Load ``spec`` (a registered name or ``folder:PATH``), through the decoded-array cache when given."""
+    if not spec.startswith("folder:"):
+        dataset_info(spec)  # unknown names fail fast, with suggestions
+    cache_path = None
+    if cache_dir is not None:
+        key = _source_key(spec, image_size)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in spec)[-60:]
+        cache_path = Path(cache_dir) / f"{safe}-{digest}"
+        if (cache_path / "meta.json").exists():
+            ds = _load_cached(cache_path, mmap)
+            if ds is not None:
+                ds.meta["cache"] = "hit"
+                return ds
+    t0 = time.perf_counter()
+    if spec.startswith("folder:"):
+        ds = load_folder(spec[len("folder:"):], image_size=image_size)
+        ds.name = spec
+        ds.meta.setdefault("allow_hflip", False)
+    else:
+        info = dataset_info(spec)
+        ds = info["loader"](data_dir=Path(data_dir) if data_dir else default_data_dir(), image_size=image_size)
+        ds.meta["allow_hflip"] = info["allow_hflip"]
+        if image_size is not None:
+            from bench.datasets.folder import _fit
+
+            for k in ("X_train", "X_test"):
+                X = getattr(ds, k)
+                if X is not None and X.shape[1:3] != (image_size, image_size):
+                    setattr(ds, k, np.stack([_fit(x, (image_size, image_size)).reshape(image_size, image_size, -1)
+                                             for x in X]))
+            ds.meta["size_policy"] = f"shorter side to {image_size} then centre crop"
+    ds.meta.setdefault("size_policy", "native")
+    ds.meta["decode_time_s"] = time.perf_counter() - t0
+    ds.meta["digest"] = _digest(ds)
+    if cache_path is not None:
+        try:
+            _save(ds, cache_path)
+        except OSError as e:
+            raise DatasetError(f"cannot write the dataset cache at {cache_path}: {e}. "
+                               "Free disk space or point CVBENCH_RESULTS at a writable directory.") from None
+        ds.meta["cache"] = "miss"
+        if mmap:
+            return _load_cached(cache_path, mmap) or ds
+    return ds
+
+
+@dataclass
+class SplitData:
+    """The arrays one job sees, plus what must be logged to prove it."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    split: Split
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def split_hash(self) -> str:
+        return self.meta["split_hash"]
+
+
+def prepare(spec: str, opts: SplitOptions | None = None, **load_kw: Any) -> SplitData:
+    """Load ``spec`` and apply the split contract; the split hash covers indices and image content."""
+    opts = opts or SplitOptions()
+    t0 = time.perf_counter()
+    ds = load_dataset(spec, **load_kw)
+    load_time = time.perf_counter() - t0
+    sp = make_split(ds.y_train, ds.y_test, opts, ds.class_names)
+    Xt, yt = (ds.X_train, ds.y_train) if sp.test_from_pool else (ds.X_test, ds.y_test)
+    meta = dict(ds.meta)
+    meta.update(load_time_s=load_time, n_classes=ds.n_classes,
+                split_hash=hashlib.sha256(f"{sp.hash}:{ds.meta.get('digest', '')}".encode()).hexdigest()[:16])
+    return SplitData(np.asarray(ds.X_train[sp.train]), ds.y_train[sp.train],
+                     np.asarray(ds.X_train[sp.val]), ds.y_train[sp.val],
+                     np.asarray(Xt[sp.test]), yt[sp.test], ds.class_names, sp, meta)

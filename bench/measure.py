@@ -1,0 +1,139 @@
+"""Measuring from outside a pipeline: wall time, peak memory, latency, model size, environment."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import psutil
+
+
+class PeakRSS:
+    """Context manager sampling the resident memory of this process and its children (joblib workers)."""
+
+    def __init__(self, interval_s: float = 0.02):
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        proc = psutil.Process()
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak_bytes = self._rss()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.t0
+
+
+def latency_ms(predict: Callable[[np.ndarray], Any], X: np.ndarray, n: int = 20,
+               budget_s: float = 10.0) -> float:
+    """Median wall time of ``predict`` on single images (batch of 1) over up to ``n`` fixed images."""
+    times = []
+    predict(X[:1])  # warm-up
+    start = time.perf_counter()
+    for i in range(min(n, len(X))):
+        t0 = time.perf_counter()
+        predict(X[i:i + 1])
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s and len(times) >= 3:
+            break
+    return 1000.0 * statistics.median(times)
+
+
+def model_size_mb(est: Any) -> float:
+    """Serialized size: ``est.model_size_bytes()`` when defined (networks), else the pickled size."""
+    if hasattr(est, "model_size_bytes"):
+        return est.model_size_bytes() / 2**20
+    try:
+        return len(pickle.dumps(est, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20
+    except Exception:
+        return float("nan")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+KEY_PACKAGES = ("cvbench", "numpy", "scikit-learn", "scikit-image", "opencv-contrib-python-headless", "torch",
+                "torchvision", "timm", "mlflow")
+
+_ENV: dict[str, str] | None = None
+
+
+def environment_tags() -> dict[str, str]:
+    """Hardware and software tags recorded on every run (computed once per process)."""
+    global _ENV
+    if _ENV is None:
+        import torch
+
+        tags = {"env.cpu": _cpu_model(), "env.cores": str(os.cpu_count()), "env.platform": platform.platform(),
+                "env.python": platform.python_version(), "env.torch_threads": str(torch.get_num_threads()),
+                "env.gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+                "env.git_commit": _git_commit()}
+        for pkg in KEY_PACKAGES:
+            try:
+                tags[f"env.pkg.{pkg}"] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                pass
+        tags["env.hardware"] = f"{tags['env.cpu']} ×{tags['env.cores']} | gpu: {tags['env.gpu']}"
+        _ENV = tags
+    return dict(_ENV)

@@ -1,0 +1,1 @@
+"""Reports read the tracking store only (never the runner's memory)."""

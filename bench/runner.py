@@ -1,0 +1,269 @@
+"""Jobs and their execution: datasets × pipelines × seeds, each one MLflow run with an identity hash.
+
+A job whose identity already has a FINISHED run is skipped (unless ``force``). ``execute`` is self-contained
+(it reloads the dataset through the decoded cache), so other executors (process pools, Ray) can call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.datasets import SplitData, SplitOptions, prepare
+from bench.errors import UserError
+from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_size_mb
+from bench.tracking import Tracker, results_dir
+from pipelines.cache import set_cache_dir
+from pipelines.registry import get_spec
+
+CODE_VERSION = "1"  # bump when a change makes earlier results incomparable
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (dataset, pipeline, seed) cell of the grid, with everything that determines its result."""
+
+    dataset: str
+    pipeline: str
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    split: SplitOptions = field(default_factory=SplitOptions)
+    image_size: int | None = None
+
+    def resolved_params(self) -> dict[str, Any]:
+        spec = get_spec(self.pipeline)
+        params = spec.resolve_params(**self.params)
+        if "seed" in params:
+            params["seed"] = self.seed
+        return params
+
+    def identity(self) -> str:
+        blob = {"dataset": self.dataset, "split": self.split.as_params(), "image_size": self.image_size,
+                "pipeline": self.pipeline, "params": self.resolved_params(), "seed": self.seed,
+                "code_version": CODE_VERSION}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.dataset}/{self.pipeline}/{self.seed}"
+
+    def as_config(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolved_params"] = self.resolved_params()
+        d["identity"] = self.identity()
+        return d
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # FINISHED | SKIPPED | FAILED | KILLED
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def experiment_name(dataset: str) -> str:
+    return dataset
+
+
+def _fit_kwargs(est: Any, data: SplitData, callback: Callable) -> dict[str, Any]:
+    sig = inspect.signature(est.fit).parameters
+    kw: dict[str, Any] = {}
+    if "X_val" in sig and len(data.y_val):
+        kw.update(X_val=data.X_val, y_val=data.y_val)
+    if "callback" in sig:
+        kw["callback"] = callback
+    return kw
+
+
+def _confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), dpi=100)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    if n <= 20:
+        thr = cm.max() / 2 if cm.size else 0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > thr else "black")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _artifacts(job: Job, data: SplitData, y_pred: np.ndarray, info: dict[str, Any]) -> dict[str, bytes | str]:
+    import pandas as pd
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    labels = list(range(len(data.class_names)))
+    cm = confusion_matrix(data.y_test, y_pred, labels=labels)
+    cm_df = pd.DataFrame(cm, index=data.class_names, columns=data.class_names)
+    rep = classification_report(data.y_test, y_pred, labels=labels, target_names=data.class_names,
+                                output_dict=True, zero_division=0)
+    files: dict[str, bytes | str] = {
+        "confusion_matrix.csv": cm_df.to_csv(),
+        "confusion_matrix.png": _confusion_png(cm, data.class_names, job.run_name),
+        "per_class.csv": pd.DataFrame(rep).T.to_csv(),
+        "job_config.json": json.dumps(job.as_config(), indent=2, default=str),
+        "predictions.csv": pd.DataFrame({"test_index": data.split.test, "y_true": data.y_test,
+                                         "y_pred": y_pred}).to_csv(index=False),
+    }
+    if info.get("tuning"):
+        files["tuning.json"] = json.dumps(info["tuning"], indent=2, default=str)
+    skipped = data.meta.get("skipped") or []
+    if skipped:
+        files["skipped_files.csv"] = pd.DataFrame(skipped, columns=["file", "reason"]).to_csv(index=False)
+    return files
+
+
+def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | None = None,
+            data: SplitData | None = None, load_kw: dict[str, Any] | None = None,
+            progress: Callable[[str], None] | None = None) -> JobResult:
+    """Run one job as one MLflow run; the run ends FINISHED only if every step succeeded."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from pipelines.registry import create
+
+    spec = get_spec(job.pipeline)
+    params = job.resolved_params()
+    tags = {"cvbench.kind": "job", "cvbench.job_id": job.identity(), "cvbench.code_version": CODE_VERSION,
+            "dataset": job.dataset, "pipeline": job.pipeline, "seed": str(job.seed), "family": spec.family,
+            "features": spec.features, "classifier": spec.classifier, **environment_tags()}
+    t_start = time.perf_counter()
+    with tracker.run(experiment_id, job.run_name, tags, parent_id) as run_id:
+        with Timer() as t_load:
+            if data is None:
+                data = prepare(job.dataset, job.split, image_size=job.image_size, **(load_kw or {}))
+        tracker.log_params(run_id, {
+            **{f"pipeline.{k}": v for k, v in params.items()},
+            "dataset": job.dataset, "pipeline": job.pipeline, "seed": job.seed,
+            **{f"split.{k}": v for k, v in job.split.as_params().items()},
+            "image_size": job.image_size if job.image_size else "x".join(map(str, data.X_train.shape[1:3])),
+            "size_policy": data.meta.get("size_policy", "native"),
+            "n_train": len(data.y_train), "n_val": len(data.y_val), "n_test": len(data.y_test),
+            "n_classes": len(data.class_names), "split_hash": data.split_hash,
+            "data_digest": data.meta.get("digest", ""), "n_skipped_files": len(data.meta.get("skipped") or []),
+        })
+        est = create(job.pipeline, **params)
+
+        def on_epoch(epoch: int, rec: dict[str, float]) -> None:
+            tracker.log_metrics(run_id, {k: v for k, v in rec.items() if isinstance(v, int | float)}, step=epoch)
+            if progress:
+                progress(f"  epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()))
+
+        with PeakRSS() as mem, Timer() as t_fit:
+            est.fit(data.X_train, data.y_train, **_fit_kwargs(est, data, on_epoch))
+        info = dict(getattr(est, "fit_info_", {}) or {})
+        with PeakRSS() as mem2, Timer() as t_pred:
+            y_pred = np.asarray(est.predict(data.X_test))
+        metrics = {
+            "test_accuracy": accuracy_score(data.y_test, y_pred),
+            "test_macro_f1": f1_score(data.y_test, y_pred, average="macro", zero_division=0),
+            "fit_time_s": t_fit.seconds, "predict_time_s": t_pred.seconds,
+            "inference_img_per_s": len(y_pred) / max(t_pred.seconds, 1e-9),
+            "latency_ms_per_img": latency_ms(est.predict, data.X_test),
+            "peak_rss_mb": max(mem.peak_mb, mem2.peak_mb), "model_size_mb": model_size_mb(est),
+            "load_time_s": t_load.seconds,
+        }
+        if len(data.y_val):
+            metrics["val_accuracy"] = float(np.mean(np.asarray(est.predict(data.X_val)) == data.y_val))
+        for k in ("feature_time_s", "n_params", "n_features", "n_empty_images", "epochs_run", "best_epoch"):
+            if isinstance(info.get(k), int | float | np.integer | np.floating):
+                metrics[k] = float(info[k])
+        tracker.log_metrics(run_id, metrics, step=len(getattr(est, "history_", []) or []))
+        extra_tags = {"features_cached": str(bool(info.get("features_cached", False))).lower()}
+        if info.get("device"):
+            extra_tags["train_device"] = info["device"]
+        tracker.set_tags(run_id, extra_tags)
+        if info.get("chosen_params"):
+            tracker.log_params(run_id, {f"tuned.{k}": v for k, v in info["chosen_params"].items()})
+        tracker.log_artifacts(run_id, _artifacts(job, data, y_pred, info))
+    return JobResult(job, "FINISHED", run_id, metrics, seconds=time.perf_counter() - t_start)
+
+
+def configure_caches() -> None:
+    """Point the feature cache at ``<results>/cache/features`` unless the user set one."""
+    if not os.environ.get("CVBENCH_FEATURE_CACHE"):
+        set_cache_dir(results_dir() / "cache" / "features")
+
+
+def dataset_cache_dir() -> str:
+    return str(results_dir() / "cache" / "datasets")
+
+
+def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool = False,
+             data_dir: str | None = None, log: Callable[[str], None] = print,
+             keep_going: bool = True) -> list[JobResult]:
+    """Run ``jobs`` sequentially in this process: one parent run per dataset, one child run per job."""
+    tracker = tracker or Tracker()
+    configure_caches()
+    load_kw = {"data_dir": data_dir, "cache_dir": dataset_cache_dir()}
+    jobs = list(jobs)
+    results: list[JobResult] = []
+    by_dataset: dict[str, list[Job]] = {}
+    for j in jobs:
+        by_dataset.setdefault(j.dataset, []).append(j)
+    for dataset, djobs in by_dataset.items():
+        exp_id = tracker.experiment_id(experiment_name(dataset))
+        todo = []
+        for j in djobs:
+            done = [] if force else tracker.finished_runs(exp_id, j.identity())
+            if done:
+                results.append(JobResult(j, "SKIPPED", done[0]))
+                log(f"skip  {j.run_name} (FINISHED run {done[0][:8]} exists; --force to redo)")
+            else:
+                todo.append(j)
+        if not todo:
+            continue
+        cache: dict[tuple, SplitData] = {}
+        with tracker.run(exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent",
+                                                          **environment_tags()}) as parent_id:
+            for j in todo:
+                key = (j.split, j.image_size)
+                t0 = time.perf_counter()
+                try:
+                    if key not in cache:
+                        cache.clear()  # keep one dataset in memory at a time
+                        log(f"load  {dataset} ({j.split.as_params()})")
+                        cache[key] = prepare(dataset, j.split, image_size=j.image_size, **load_kw)
+                    log(f"run   {j.run_name}")
+                    res = execute(j, tracker, exp_id, parent_id, data=cache[key], progress=log)
+                    acc = res.metrics.get("test_accuracy", float("nan"))
+                    log(f"done  {j.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s")
+                except KeyboardInterrupt:
+                    results.append(JobResult(j, "KILLED", seconds=time.perf_counter() - t0))
+                    raise
+                except UserError:
+                    raise  # a problem with the request itself (bad dataset, bad params): stop and say so
+                except Exception as e:
+                    if not keep_going:
+                        raise
+                    msg = f"{type(e).__name__}: {e}"
+                    log(f"FAIL  {j.run_name}: {msg}")
+                    results.append(JobResult(j, "FAILED", error=msg, seconds=time.perf_counter() - t0))
+                    continue
+                results.append(res)
+    return results

@@ -1,0 +1,111 @@
+"""On-disk cache for deterministic array computations (feature extraction, frozen embeddings).
+
+Entries are keyed by a hash of the input array's bytes, the producer's name, its parameters and its code
+version, stored as ``.npy`` (never pickle) and written atomically (temporary file + ``os.replace``), so an
+interrupted write can never leave an entry a later run trusts. The cache is off until a directory is set with
+:func:`set_cache_dir` or the ``CVBENCH_FEATURE_CACHE`` environment variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_cache_dir: Path | None = None
+
+
+def set_cache_dir(path: str | os.PathLike | None) -> None:
+    """Enable the cache under ``path`` (``None`` disables it)."""
+    global _cache_dir
+    _cache_dir = Path(path) if path is not None else None
+
+
+def get_cache_dir() -> Path | None:
+    if _cache_dir is not None:
+        return _cache_dir
+    env = os.environ.get("CVBENCH_FEATURE_CACHE")
+    return Path(env) if env else None
+
+
+def array_digest(X: np.ndarray) -> str:
+    """Stable digest of an array's dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    X = np.ascontiguousarray(X)
+    h.update(f"{X.dtype.str}{X.shape}".encode())
+    h.update(memoryview(X).cast("B"))
+    return h.hexdigest()
+
+
+def _params_digest(params: dict[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(params, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+def atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CacheResult:
+    """The value plus how it was obtained: ``compute_time_s`` is the original computation's time."""
+
+    __slots__ = ("value", "cached", "compute_time_s")
+
+    def __init__(self, value: np.ndarray, cached: bool, compute_time_s: float):
+        self.value, self.cached, self.compute_time_s = value, cached, compute_time_s
+
+
+def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
+                 compute: Callable[[], np.ndarray], version: str = "1") -> CacheResult:
+    """Return ``compute()`` for input ``X``, from the cache when an entry with the same key exists."""
+    root = get_cache_dir()
+    if root is None:
+        t0 = time.perf_counter()
+        value = compute()
+        return CacheResult(value, False, time.perf_counter() - t0)
+    key = f"{producer}-v{version}-{_params_digest(params)}-{array_digest(X)}"
+    path = root / producer / f"{key}.npy"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        try:
+            info = json.loads(meta.read_text())
+            value = np.load(path, allow_pickle=False)
+            return CacheResult(value, True, float(info["compute_time_s"]))
+        except (ValueError, OSError, KeyError, EOFError):
+            pass  # unreadable entry: recompute and overwrite it
+    t0 = time.perf_counter()
+    value = compute()
+    dt = time.perf_counter() - t0
+    atomic_save_npy(path, np.asarray(value))
+    atomic_write_text(meta, json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
+                                        "shape": list(np.shape(value))}, default=str))
+    return CacheResult(value, False, dt)

@@ -1,0 +1,173 @@
+"""Pipeline registry, timm-style: ``register`` a factory, ``create`` by name, ``list_pipelines`` by wildcard.
+
+A pipeline factory is a plain function whose keyword arguments (with defaults) are the pipeline's whole
+configuration. It returns an estimator with scikit-learn's ``fit(X, y)`` / ``predict(X)`` where ``X`` is a
+``uint8`` array of images shaped ``(N, H, W, C)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+FAMILIES = ("classical", "scratch", "transfer")
+
+
+class UnknownPipelineError(KeyError):
+    """Raised for a pipeline name that is not registered; the message lists the closest names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+class PipelineUnavailableError(RuntimeError):
+    """Raised when creating a registered pipeline whose requirements are missing (e.g. SURF)."""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What the registry knows about one pipeline."""
+
+    name: str
+    factory: Callable[..., Any]
+    family: str
+    features: str
+    classifier: str
+    description: str = ""
+    unavailable_reason: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The factory's keyword defaults: the configuration used when nothing is overridden."""
+        sig = inspect.signature(self.factory)
+        return {
+            k: p.default
+            for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD
+        }
+
+    def resolve_params(self, **overrides: Any) -> dict[str, Any]:
+        """Defaults updated with ``overrides``; unknown names raise ``TypeError`` naming the valid ones."""
+        params = self.defaults
+        unknown = sorted(set(overrides) - set(params))
+        if unknown:
+            raise TypeError(
+                f"pipeline {self.name!r} has no parameter(s) {unknown}; valid parameters: {sorted(params)}"
+            )
+        params.update(overrides)
+        return params
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "features": self.features,
+            "classifier": self.classifier,
+            "params": self.defaults,
+            "available": self.available,
+            "unavailable_reason": self.unavailable_reason,
+            "description": self.description,
+        }
+
+
+_REGISTRY: dict[str, PipelineSpec] = {}
+
+
+def register(
+    name: str | None = None,
+    *,
+    family: str,
+    features: str,
+    classifier: str,
+    unavailable_reason: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``factory`` under ``name`` (default: the function name with ``_`` -> ``-``)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or factory.__name__.replace("_", "-")
+        if key in _REGISTRY and _REGISTRY[key].factory is not factory:
+            raise ValueError(f"pipeline {key!r} is already registered")
+        doc = inspect.getdoc(factory) or ""
+        _REGISTRY[key] = PipelineSpec(
+            name=key,
+            factory=factory,
+            family=family,
+            features=features,
+            classifier=classifier,
+            description=doc.splitlines()[0] if doc else "",
+            unavailable_reason=unavailable_reason,
+            tags=tuple(tags),
+        )
+        return factory
+
+    return deco
+
+
+def _ensure_catalogue() -> None:
+    # Importing the catalogue package runs every @register decorator exactly once.
+    import pipelines.catalogue  # noqa: F401
+
+
+def get_spec(name: str) -> PipelineSpec:
+    """The spec registered under ``name``; unknown names raise with the closest matches."""
+    _ensure_catalogue()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownPipelineError(
+            f"unknown pipeline {name!r}.{hint} Run `python -m bench list` for the catalogue."
+        ) from None
+
+
+def create(name: str, **params: Any) -> Any:
+    """Build the estimator registered as ``name`` with ``params`` overriding its defaults."""
+    spec = get_spec(name)
+    if not spec.available:
+        raise PipelineUnavailableError(f"pipeline {name!r} is unavailable: {spec.unavailable_reason}")
+    return spec.factory(**spec.resolve_params(**params))
+
+
+def list_pipelines(pattern: str | list[str] = "*", *, family: str | None = None,
+                   include_unavailable: bool = False) -> list[str]:
+    """Registered names matching the wildcard pattern(s), sorted; unavailable ones only on request."""
+    _ensure_catalogue()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    out = []
+    for key, spec in sorted(_REGISTRY.items()):
+        if not any(fnmatch.fnmatchcase(key, p) for p in patterns):
+            continue
+        if family and spec.family != family:
+            continue
+        if not spec.available and not include_unavailable:
+            continue
+        out.append(key)
+    return out
+
+
+def expand(patterns: list[str]) -> list[str]:
+    """Expand names and wildcards in order, without duplicates; a non-matching pattern is an error."""
+    out: list[str] = []
+    for p in patterns:
+        if any(ch in p for ch in "*?["):
+            names = list_pipelines(p)
+            if not names:
+                raise UnknownPipelineError(f"pattern {p!r} matches no available pipeline")
+        else:
+            get_spec(p)
+            names = [p]
+        out.extend(n for n in names if n not in out)
+    return out

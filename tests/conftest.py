@@ -1,0 +1,49 @@
+"""Shared fixtures: every test gets its own results directory, tracking store and feature cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_results(tmp_path, monkeypatch):
+    """Point results, the tracking store and the caches at a fresh temporary directory."""
+    from pipelines import cache
+
+    res = tmp_path / "results"
+    monkeypatch.setenv("CVBENCH_RESULTS", str(res))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CVBENCH_FEATURE_CACHE", raising=False)
+    monkeypatch.setenv("CVBENCH_DATA", str(tmp_path / "data"))
+    cache.set_cache_dir(None)
+    yield res
+    cache.set_cache_dir(None)
+
+
+@pytest.fixture
+def tracker(isolated_results):
+    from bench.tracking import Tracker
+
+    return Tracker()
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The ``digits`` dataset through the split contract (no cache)."""
+    from bench.datasets import SplitOptions, prepare
+
+    return prepare("digits", SplitOptions())
+
+
+def shared_zip(name: str) -> Path:
+    """A dataset zip from ../shared/data, or skip the test when it is absent (a user's machine lacks it)."""
+    p = SHARED_DATA / name
+    if not p.exists():
+        pytest.skip(f"{p} not available")
+    return p
