@@ -84,6 +84,8 @@ def _fit_kwargs(est: Any, data: SplitData, callback: Callable) -> dict[str, Any]
         kw.update(X_val=data.X_val, y_val=data.y_val)
     if "callback" in sig:
         kw["callback"] = callback
+    if "allow_hflip" in sig:  # label-preserving flips are a property of the dataset (never for digits)
+        kw["allow_hflip"] = bool(data.meta.get("allow_hflip", False))
     return kw
 
 
