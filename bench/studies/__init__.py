@@ -1,0 +1,7 @@
+"""Studies beyond a leaderboard: data efficiency, robustness to classic nuisances, significance, a gallery.
+
+Modules: :mod:`.corruptions` (the nuisances), :mod:`.statistics` (McNemar, bootstrap, seeds),
+:mod:`.data_efficiency`, :mod:`.robustness`, :mod:`.gallery`, and :mod:`.results` (reading study outputs back
+from the tracking store, for the report). Nothing here imports :mod:`bench.runner` at module level, so the
+report may import :mod:`.results` and :mod:`.statistics` without depending on the runner.
+"""
