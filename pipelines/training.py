@@ -1,26 +1,35 @@
-"""The one training loop for networks trained on the benchmark's data, wrapped as a scikit-learn classifier.
+"""The one training loop for every network trained here, and :class:`NetClassifier`, its scikit-learn face.
 
-Read it in one sitting (airbench-style): images stay ``uint8`` on the device, each batch is normalised and
-augmented there, SGD-Nesterov or AdamW with a OneCycle or cosine schedule, early stopping on validation
-accuracy that restores the best epoch's weights. Per-epoch metrics go to an optional ``callback`` supplied by
-the caller (the harness logs them; this module knows nothing about tracking).
+Read it in one sitting (airbench-style): images stay ``uint8`` on the device (when they fit), each batch is
+gathered, augmented (:mod:`pipelines.augment`) and normalised there; SGD-Nesterov or AdamW with a OneCycle or
+cosine schedule and decoupled weight decay (none on biases/norms); optional label smoothing; bf16 autocast
+and channels_last on CUDA, optional ``torch.compile``; all CPU cores and deterministic kernels on CPU; early
+stopping on validation accuracy that restores the best epoch's weights; an epoch and/or time budget.
+Per-epoch records (``train_loss``, ``val_accuracy``, ``lr``, ``epoch_time_s``, ``img_per_s``) go to an
+optional ``callback(epoch, record)`` (the harness logs them; this module knows nothing about tracking).
 """
 
 from __future__ import annotations
 
-import copy
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
 
+from pipelines.augment import augment_batch
 from pipelines.base import check_images
 from pipelines.nets import build_net
+
+Prep = Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, C, H, W) batch on the device → network input
+DEVICE_DATA_MAX_BYTES = 4 << 30  # datasets up to this size live on the accelerator for the whole run
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -29,48 +38,157 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    if deterministic and not torch.cuda.is_available():
-        torch.use_deterministic_algorithms(True, warn_only=True)
+def use_all_cores() -> None:
+    """Let intra-op parallelism use every core the process may run on (torch defaults to physical cores)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
-def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+@contextmanager
+def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch/numpy; on CPU also switch to deterministic kernels for the duration (restored after)."""
+    prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if seed is not None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # GPU runs favour speed; seeds still fix init and batches
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def to_tensor(X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, H, W, C)`` uint8 → ``(N, C, H, W)`` uint8 on ``device`` (normalisation happens per batch)."""
-    return torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2))).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
+    device = torch.device(device)
+    if device.type == "cuda" and t.numel() > DEVICE_DATA_MAX_BYTES:
+        return t.pin_memory()  # too big for the device: batches are copied over asynchronously
+    return t.to(device)
 
 
-def augment_batch(x: torch.Tensor, policy: str, hflip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Batch augmentation on the device. ``standard``: random 4-px-padded crop (+ flip when allowed)."""
-    if policy == "none":
-        return x
-    if policy != "standard":
-        raise ValueError(f"unknown augmentation {policy!r}; choose none or standard")
-    n, _, h, w = x.shape
-    pad = max(1, round(h / 8))
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device="cpu").to(x.device)
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device="cpu").to(x.device)
-    # Gather crops with one advanced-indexing op instead of a Python loop over images.
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
-    out = xp[torch.arange(n, device=x.device)[:, None, None, None],
-             torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
-    if hflip:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
-        out = torch.where(flip[:, None, None, None], out.flip(3), out)
-    return out
+def make_optimizer(groups: list[dict[str, Any]], optimizer: str, lr: float, weight_decay: float,
+                   schedule: str, total_steps: int):
+    """Optimizer + per-step scheduler. ``groups``: ``{"params": [...], "lr_mult": float}``; weight decay
+    applies to weights (ndim > 1) only, never to biases and norm parameters."""
+    pg = []
+    for g in groups:
+        params = [p for p in g["params"] if p.requires_grad]
+        mult = g.get("lr_mult", 1.0)
+        pg.append({"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr": lr * mult})
+        pg.append({"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr * mult})
+    pg = [g for g in pg if g["params"]]
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(pg, lr=lr, momentum=0.9, nesterov=True)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW(pg, lr=lr)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose sgd or adamw")
+    if schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in pg], total_steps=total_steps,
+                                                    pct_start=0.25)
+    elif schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    elif schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}; choose onecycle, cosine or constant")
+    return opt, sched
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, prep: Prep, device: torch.device,
+                   batch_size: int = 512) -> torch.Tensor:
+    """Float32 logits for a ``uint8`` tensor, in eval mode, batch by batch."""
+    model.eval()
+    outs = []
+    with torch.inference_mode(), _autocast(device):
+        for i in range(0, len(x), batch_size):
+            outs.append(model(prep(x[i:i + batch_size].to(device, non_blocking=True))).float())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep, *,
+               groups: list[dict[str, Any]] | None = None, epochs: int = 10, batch_size: int = 128,
+               optimizer: str = "sgd", lr: float = 0.05, schedule: str = "onecycle", weight_decay: float = 5e-4,
+               label_smoothing: float = 0.0, augment: str = "none", hflip: bool = False,
+               patience: int | None = None, time_budget_s: float | None = None, seed: int = 0,
+               val: tuple[torch.Tensor, torch.Tensor] | None = None, compile: bool = False,
+               callback: Callable[[int, dict[str, float]], None] | None = None,
+               epoch_offset: int = 0) -> dict[str, Any]:
+    """Train ``model`` in place; with ``val`` it ends holding its best-on-validation weights.
+
+    Returns ``{"history": [record per epoch], "best_epoch": int, "best_val": float}``; epochs are numbered
+    from ``epoch_offset`` (so a warm-up phase and the main phase log one continuous curve).
+    """
+    dev = next(model.parameters()).device
+    n = len(ys)
+    steps = max(1, epochs * math.ceil(n / batch_size))
+    opt, sched = make_optimizer(groups or [{"params": list(model.parameters())}], optimizer, lr, weight_decay,
+                                schedule, steps)
+    fwd = torch.compile(model) if compile else model
+    gen = torch.Generator().manual_seed(seed)
+    best_val, best_epoch, best_state, history = -1.0, epoch_offset + epochs - 1, None, []
+    t_start = time.perf_counter()
+    for epoch in range(epoch_offset, epoch_offset + epochs):
+        model.train()
+        t0, total = time.perf_counter(), torch.zeros((), device=dev)
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = augment_batch(xs[idx.to(xs.device)].to(dev, non_blocking=True), ys[idx.to(ys.device)],
+                                   augment, hflip, gen)
+            xb = prep(xb)
+            with _autocast(dev):
+                loss = F.cross_entropy(fwd(xb), yb.to(dev), label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach() * len(idx)  # no per-step host sync
+        dt = time.perf_counter() - t0
+        rec = {"train_loss": float(total) / n, "lr": opt.param_groups[0]["lr"], "epoch_time_s": dt,
+               "img_per_s": n / max(dt, 1e-9)}
+        if val is not None:
+            xv, yv = val
+            rec["val_accuracy"] = float((predict_logits(model, xv, prep, dev).argmax(1).cpu() == yv.cpu())
+                                        .float().mean())
+            if rec["val_accuracy"] > best_val:
+                best_val, best_epoch = rec["val_accuracy"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        history.append(rec)
+        if callback is not None:
+            callback(epoch, rec)
+        if val is not None and patience is not None and epoch - best_epoch >= patience:
+            break
+        if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if val is None:
+        best_epoch = epoch_offset + len(history) - 1
+    return {"history": history, "best_epoch": best_epoch, "best_val": best_val}
 
 
 class NetClassifier(ClassifierMixin, BaseEstimator):
-    """A network from :mod:`pipelines.nets` trained by :meth:`fit` on ``uint8`` image batches."""
+    """A network from :mod:`pipelines.nets` trained from scratch by :func:`train_loop` on ``uint8`` images.
 
-    def __init__(self, arch: str = "cnn-small", width: int = 32, epochs: int = 10, batch_size: int = 128,
-                 optimizer: str = "sgd", lr: float = 0.05, schedule: str = "onecycle",
+    ``width=None`` keeps the architecture's own default; ``hflip=None`` follows the dataset (the harness
+    passes ``allow_hflip``); inputs are standardised with the training split's per-channel mean and std.
+    """
+
+    def __init__(self, arch: str = "cnn-small", width: int | None = None, epochs: int = 10,
+                 batch_size: int = 128, optimizer: str = "sgd", lr: float = 0.05, schedule: str = "onecycle",
                  weight_decay: float = 5e-4, label_smoothing: float = 0.0, augment: str = "none",
-                 hflip: bool = False, patience: int | None = None, time_budget_s: float | None = None,
-                 device: str = "auto", seed: int = 0):
+                 hflip: bool | None = None, patience: int | None = None, time_budget_s: float | None = None,
+                 compile: bool = False, device: str = "auto", seed: int = 0):
         self.arch = arch
         self.width = width
         self.epochs = epochs
@@ -84,117 +202,63 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.hflip = hflip
         self.patience = patience
         self.time_budget_s = time_budget_s
+        self.compile = compile
         self.device = device
         self.seed = seed
 
-    # -- helpers -------------------------------------------------------------------------------------------
-    def _normalise(self, xb: torch.Tensor) -> torch.Tensor:
-        return (xb.float() / 255.0 - self.mean_) / self.std_
+    def _prep(self, xb: torch.Tensor) -> torch.Tensor:
+        x = (xb.float() / 255.0 - self.mean_) / self.std_
+        return x.contiguous(memory_format=torch.channels_last) if self.device_.type == "cuda" else x
 
-    def _make_optimizer(self, model: torch.nn.Module, steps: int):
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0}]
-        if self.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=self.lr, momentum=0.9, nesterov=True)
-        elif self.optimizer == "adamw":
-            opt = torch.optim.AdamW(groups, lr=self.lr)
-        else:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
-        if self.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
-        elif self.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        else:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose onecycle or cosine")
-        return opt, sched
-
-    @torch.inference_mode()
-    def _accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        return float((self._predict_tensor(x) == y).float().mean())
-
-    def _predict_logits(self, x: torch.Tensor) -> torch.Tensor:
-        self.model_.eval()
-        outs = []
-        with torch.inference_mode(), torch.autocast(self.device_.type, dtype=torch.bfloat16,
-                                                    enabled=self.device_.type == "cuda"):
-            for i in range(0, len(x), 1024):
-                outs.append(self.model_(self._normalise(x[i:i + 1024])).float())
-        return torch.cat(outs)
-
-    def _predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        return self._predict_logits(x).argmax(1)
-
-    # -- scikit-learn API ---------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
-            callback: Callable[[int, dict[str, float]], None] | None = None) -> NetClassifier:
+            callback: Callable[[int, dict[str, float]], None] | None = None,
+            allow_hflip: bool = False) -> NetClassifier:
         X = check_images(X)
-        seed_everything(self.seed)
         self.device_ = dev = pick_device(self.device)
+        use_all_cores()
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        n_classes, (n, h, w, c) = len(self.classes_), X.shape
-        xs, ys = to_tensor(X, dev), torch.as_tensor(y_idx, device=dev)
-        flat = xs.float().div_(255).transpose(0, 1).reshape(c, -1)
-        self.mean_ = flat.mean(1).view(1, c, 1, 1)
-        self.std_ = flat.std(1).clamp_min(1e-3).view(1, c, 1, 1)
-        del flat
-        has_val = X_val is not None and len(X_val) > 0
-        if has_val:
-            xv = to_tensor(check_images(X_val), dev)
-            yv = torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val)), device=dev)
-        self.model_ = model = build_net(self.arch, in_channels=c, n_classes=n_classes, size=(h, w),
-                                        width=self.width).to(dev)
-        if dev.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        steps_per_epoch = math.ceil(n / self.batch_size)
-        opt, sched = self._make_optimizer(model, self.epochs * steps_per_epoch)
-        gen = torch.Generator().manual_seed(self.seed)
-        best_acc, best_state, best_epoch, history = -1.0, None, -1, []
-        t_start = time.perf_counter()
-        for epoch in range(self.epochs):
-            model.train()
-            t0, total, count = time.perf_counter(), 0.0, 0
-            perm = torch.randperm(n, generator=gen).to(dev)
-            for i in range(0, n, self.batch_size):
-                idx = perm[i:i + self.batch_size]
-                xb = self._normalise(augment_batch(xs[idx], self.augment, self.hflip, gen))
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    loss = F.cross_entropy(model(xb), ys[idx], label_smoothing=self.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total, count = total + loss.item() * len(idx), count + len(idx)
-            rec = {"train_loss": total / count, "lr": opt.param_groups[0]["lr"],
-                   "epoch_time_s": time.perf_counter() - t0}
-            if has_val:
-                rec["val_accuracy"] = self._accuracy(xv, yv)
-                if rec["val_accuracy"] > best_acc:
-                    best_acc, best_epoch = rec["val_accuracy"], epoch
-                    best_state = copy.deepcopy(model.state_dict())
-            history.append(rec)
-            if callback is not None:
-                callback(epoch, rec)
-            if has_val and self.patience is not None and epoch - best_epoch >= self.patience:
-                break
-            if self.time_budget_s is not None and time.perf_counter() - t_start > self.time_budget_s:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        self.history_ = history
-        self.best_epoch_ = best_epoch if has_val else len(history) - 1
-        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()),
-                          "epochs_run": len(history), "best_epoch": self.best_epoch_,
-                          "device": str(dev)}
+        n, h, w, c = X.shape
+        xs, ys = to_tensor(X, dev), torch.as_tensor(y_idx)
+        # Per-channel statistics over the training split, in float64 chunks (no full float copy of X).
+        s1 = np.zeros(c)
+        s2 = np.zeros(c)
+        for i in range(0, n, 4096):
+            b = X[i:i + 4096].reshape(-1, c).astype(np.float64) / 255.0
+            s1 += b.sum(0)
+            s2 += (b * b).sum(0)
+        m = s1 / (n * h * w)
+        sd = np.sqrt(np.maximum(s2 / (n * h * w) - m * m, 1e-6))
+        self.mean_ = torch.tensor(m, dtype=torch.float32, device=dev).view(1, c, 1, 1)
+        self.std_ = torch.tensor(sd, dtype=torch.float32, device=dev).view(1, c, 1, 1)
+        val = None
+        if X_val is not None and len(X_val) > 0:
+            val = (to_tensor(check_images(X_val), dev),
+                   torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
+        kw = {} if self.width is None else {"width": self.width}
+        with seeded(self.seed, dev):
+            model = build_net(self.arch, in_channels=c, n_classes=len(self.classes_), size=(h, w), **kw).to(dev)
+            if dev.type == "cuda":
+                model = model.to(memory_format=torch.channels_last)
+            self.model_ = model
+            res = train_loop(model, xs, ys, self._prep, epochs=self.epochs, batch_size=self.batch_size,
+                             optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
+                             weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                             augment=self.augment, hflip=bool(allow_hflip if self.hflip is None else self.hflip),
+                             patience=self.patience, time_budget_s=self.time_budget_s, seed=self.seed, val=val,
+                             compile=self.compile, callback=callback)
+        self.history_, self.best_epoch_ = res["history"], res["best_epoch"]
+        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(self.history_),
+                          "best_epoch": self.best_epoch_, "device": str(dev)}
         return self
 
+    def _logits(self, X: Any) -> torch.Tensor:
+        return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self._prep, self.device_)
+
     def predict(self, X: Any) -> np.ndarray:
-        x = to_tensor(check_images(X), self.device_)
-        return self.classes_[self._predict_tensor(x).cpu().numpy()]
+        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        x = to_tensor(check_images(X), self.device_)
-        return torch.softmax(self._predict_logits(x), 1).cpu().numpy()
+        return torch.softmax(self._logits(X), 1).cpu().numpy()
 
     def model_size_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.model_.state_dict().values())
