@@ -211,6 +211,11 @@ class Tracker:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
+    def run_data(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """One run's latest ``metrics``, ``params`` and ``tags`` as plain dicts."""
+        d = _retry(lambda: self.client.get_run(run_id), "get run").data
+        return {"metrics": dict(d.metrics), "params": dict(d.params), "tags": dict(d.tags)}
+
 
 def _param_str(v: Any) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
