@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -59,6 +60,15 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
     r.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
     r.add_argument("--no-table", action="store_true", help="do not print the comparison table at the end")
+    x = r.add_argument_group("execution (where jobs run)")
+    x.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this machine (in-process, or a process pool with --jobs); ray: Ray tasks")
+    x.add_argument("--jobs", "-j", type=int, help="parallel jobs (local pool size; local Ray cluster CPUs)")
+    x.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 (default: start one here)")
+    x.add_argument("--retries", type=int, default=0, help="resubmit a failed job up to N times (default 0)")
+    x.add_argument("--memory-budget-mb", type=float,
+                   help="datasets whose decoded size exceeds this are memory-mapped and processed in chunks "
+                        "(default: CVBENCH_MEMORY_BUDGET_MB, else unlimited)")
     _add_split_args(r)
 
     ls = sub.add_parser("list", help="print the pipeline catalogue")
@@ -138,16 +148,27 @@ def _jobs(a: argparse.Namespace) -> list:
     seeds = a.seed or (suite.seeds if suite else [0])
     split, image_size = _split_options(a, suite.options if suite else {})
     overrides = _parse_params(a.param)
-    jobs = []
+    from pipelines.registry import get_spec
+
+    jobs, used = [], set()
     for ds in datasets:
         for pat, params in entries:
             for name in expand([pat]):
                 p = dict(params)
+                accepted = get_spec(name).defaults
                 for target, kv in overrides.items():
-                    if target == "*" or fnmatchcase(name, target):
+                    if target == "*":  # a bare key=value applies to every pipeline that has that parameter
+                        p.update({k: v for k, v in kv.items() if k in accepted})
+                        used.update(k for k in kv if k in accepted)
+                    elif fnmatchcase(name, target):
                         p.update(kv)
+                        used.update(kv)
                 for s in seeds:
                     jobs.append(Job(ds, name, s, p, split, image_size))
+    unused = sorted({k for kv in overrides.values() for k in kv} - used)
+    if unused:
+        raise ConfigError(f"--param {', '.join(unused)}: no selected pipeline has such a parameter "
+                          "(see `python -m bench list --json` for each pipeline's params)")
     for j in jobs:
         try:
             j.identity()  # validates parameter names now, before anything runs
@@ -165,13 +186,21 @@ def _cmd_run(a: argparse.Namespace) -> int:
     tracker = Tracker()
     t0 = time.perf_counter()
     print(f"cvbench: {len(jobs)} job(s) → {tracker.uri}", flush=True)
+    from bench.executors import make_executor
+
+    executor = make_executor(a.executor, jobs=a.jobs, address=a.ray_address, retries=a.retries)
+    if a.memory_budget_mb is not None:
+        os.environ["CVBENCH_MEMORY_BUDGET_MB"] = str(a.memory_budget_mb)  # read by workers' loaders too
     results = run_grid(jobs, tracker=tracker, force=a.force, data_dir=a.data_dir,
-                       log=lambda m: print(m, flush=True))
+                       log=lambda m: print(m, flush=True), executor=executor)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     print(f"\n{len(results)} job(s) in {time.perf_counter() - t0:.1f}s: "
           + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+    for r in results:
+        if r.status == "FAILED":
+            print(f"  failed: {r.job.run_name}: {(r.error or '').splitlines()[0] if r.error else ''}")
     if not a.no_table:
         datasets = sorted({j.dataset for j in jobs})
         print("\n" + print_table(tracker, datasets, sorted({j.pipeline for j in jobs})))

@@ -218,8 +218,12 @@ def dataset_cache_dir() -> str:
 
 def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool = False,
              data_dir: str | None = None, log: Callable[[str], None] = print,
-             keep_going: bool = True) -> list[JobResult]:
-    """Run ``jobs`` sequentially in this process: one parent run per dataset, one child run per job."""
+             keep_going: bool = True, executor: Any = None) -> list[JobResult]:
+    """Run ``jobs``: one parent run per dataset, one child run per job.
+
+    ``executor`` (:mod:`bench.executors`) decides where jobs run; ``None`` or a one-process local executor runs
+    them here, in order, keeping one dataset in memory between jobs. Other executors get self-contained tasks.
+    """
     tracker = tracker or Tracker()
     configure_caches()
     load_kw = {"data_dir": data_dir, "cache_dir": dataset_cache_dir()}
@@ -228,6 +232,7 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
     by_dataset: dict[str, list[Job]] = {}
     for j in jobs:
         by_dataset.setdefault(j.dataset, []).append(j)
+    todo_by_dataset: dict[str, tuple[str, list[Job]]] = {}
     for dataset, djobs in by_dataset.items():
         exp_id = tracker.experiment_id(experiment_name(dataset))
         todo = []
@@ -238,34 +243,92 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
                 log(f"skip  {j.run_name} (FINISHED run {done[0][:8]} exists; --force to redo)")
             else:
                 todo.append(j)
-        if not todo:
-            continue
+        if todo:
+            todo_by_dataset[dataset] = (exp_id, todo)
+    if executor is not None and not getattr(executor, "in_process", False):
+        results += _run_distributed(todo_by_dataset, tracker, executor, load_kw, log)
+        return results
+    retries = getattr(executor, "retries", 0)
+    for dataset, (exp_id, todo) in todo_by_dataset.items():
         cache: dict[tuple, SplitData] = {}
         with tracker.run(exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent",
                                                           **environment_tags()}) as parent_id:
             for j in todo:
                 key = (j.split, j.image_size)
-                t0 = time.perf_counter()
-                try:
-                    if key not in cache:
-                        cache.clear()  # keep one dataset in memory at a time
-                        log(f"load  {dataset} ({j.split.as_params()})")
-                        cache[key] = prepare(dataset, j.split, image_size=j.image_size, **load_kw)
-                    log(f"run   {j.run_name}")
-                    res = execute(j, tracker, exp_id, parent_id, data=cache[key], progress=log)
-                    acc = res.metrics.get("test_accuracy", float("nan"))
-                    log(f"done  {j.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s")
-                except KeyboardInterrupt:
-                    results.append(JobResult(j, "KILLED", seconds=time.perf_counter() - t0))
-                    raise
-                except UserError:
-                    raise  # a problem with the request itself (bad dataset, bad params): stop and say so
-                except Exception as e:
-                    if not keep_going:
+                for attempt in range(1, retries + 2):
+                    t0 = time.perf_counter()
+                    try:
+                        if key not in cache:
+                            cache.clear()  # keep one dataset in memory at a time
+                            log(f"load  {dataset} ({j.split.as_params()})")
+                            cache[key] = prepare(dataset, j.split, image_size=j.image_size, **load_kw)
+                        log(f"run   {j.run_name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+                        res = execute(j, tracker, exp_id, parent_id, data=cache[key], progress=log)
+                        acc = res.metrics.get("test_accuracy", float("nan"))
+                        log(f"done  {j.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s")
+                    except KeyboardInterrupt:
+                        results.append(JobResult(j, "KILLED", seconds=time.perf_counter() - t0))
                         raise
-                    msg = f"{type(e).__name__}: {e}"
-                    log(f"FAIL  {j.run_name}: {msg}")
-                    results.append(JobResult(j, "FAILED", error=msg, seconds=time.perf_counter() - t0))
-                    continue
-                results.append(res)
+                    except UserError:
+                        raise  # a problem with the request itself (bad dataset, bad params): stop and say so
+                    except Exception as e:
+                        if not keep_going:
+                            raise
+                        msg = f"{type(e).__name__}: {e}"
+                        log(f"FAIL  {j.run_name}: {msg}")
+                        if attempt <= retries:
+                            continue
+                        results.append(JobResult(j, "FAILED", error=msg, seconds=time.perf_counter() - t0))
+                        break
+                    results.append(res)
+                    break
     return results
+
+
+def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker: Tracker, executor: Any,
+                     load_kw: dict[str, Any], log: Callable[[str], None]) -> list[JobResult]:
+    """Open every dataset's parent run, hand all jobs to ``executor`` at once, close the parents."""
+    import contextlib
+
+    from bench.datasets import load_dataset
+    from bench.executors import Context, Task
+    from pipelines.cache import get_cache_dir
+
+    if not todo_by_dataset:
+        return []
+    # Decode each dataset once here so workers hit the decoded cache instead of racing to build it.
+    for dataset, (_, todo) in todo_by_dataset.items():
+        for image_size in dict.fromkeys(j.image_size for j in todo):
+            log(f"load  {dataset}" + (f" (image_size={image_size})" if image_size else ""))
+            load_dataset(dataset, image_size=image_size, mmap=True, **load_kw)
+    remote = bool(getattr(executor, "address", None))
+    if remote and tracker.is_local_sqlite:
+        log(f"warning: workers on other machines cannot write {tracker.uri}; start `make server` and set "
+            "MLFLOW_TRACKING_URI=http://HOST:PORT")
+    # Local workers share this machine's results directory and caches; remote ones use their own.
+    env = {} if remote else {"CVBENCH_RESULTS": str(results_dir()), "CVBENCH_FEATURE_CACHE": str(get_cache_dir())}
+    if os.environ.get("CVBENCH_MEMORY_BUDGET_MB"):
+        env["CVBENCH_MEMORY_BUDGET_MB"] = os.environ["CVBENCH_MEMORY_BUDGET_MB"]
+    ctx = Context(tracker.uri, {"data_dir": load_kw.get("data_dir")} if remote else dict(load_kw), env)
+    executor.start()
+    try:
+        log(f"executor: {executor.describe()}")
+        with contextlib.ExitStack() as parents:
+            tasks = []
+            for dataset, (exp_id, todo) in todo_by_dataset.items():
+                parent_id = parents.enter_context(tracker.run(
+                    exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent", "cvbench.executor": executor.name,
+                                                     **environment_tags()}))
+                tasks += [Task(j, exp_id, parent_id) for j in todo]
+            try:
+                return executor.run(tasks, ctx, log)
+            except KeyboardInterrupt:  # cancelled tasks cannot close their runs: close them here
+                for t in tasks:
+                    with contextlib.suppress(Exception):
+                        for r in tracker.client.search_runs(
+                                [t.experiment_id], f"tags.`mlflow.parentRunId` = '{t.parent_id}' "
+                                "and attributes.status = 'RUNNING'"):
+                            tracker.end_run(r.info.run_id, "KILLED")
+                raise
+    finally:
+        executor.stop()

@@ -1,0 +1,312 @@
+"""Where jobs run: in this process, in a local process pool (``--jobs N``), or as Ray tasks (``--executor ray``).
+
+Every executor runs the same self-contained :func:`run_job` (it reloads the dataset through the decoded cache
+and logs to the tracking URI it is given, under the parent run it is given), so a result is the same wherever
+it ran. A job that raises ends as a FAILED run and a FAILED :class:`~bench.runner.JobResult`; it never stops
+the grid. Failed jobs are resubmitted up to ``retries`` times (each attempt is its own MLflow run); user errors
+(a dataset that does not exist) are not retried. The grid's results come back in completion order.
+
+Ray: ``ray.init()`` on this machine (``num_cpus = jobs``, small object store, no dashboard) or
+``ray.init(address=...)`` for an existing cluster. Each job is a task asking for ``cpus_per_job`` CPUs, plus one
+GPU for network families (scratch / transfer) when the cluster has GPUs. Workers on other machines must have
+cvbench installed and must reach the tracking store: use ``make server`` and an ``http://`` tracking URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.runner import Job, JobResult
+
+GPU_FAMILIES = ("scratch", "transfer")
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job plus where it must log: the experiment and the dataset's parent run."""
+
+    job: Job
+    experiment_id: str
+    parent_id: str | None = None
+
+
+@dataclass
+class Context:
+    """What a worker needs besides the job: the store, how to load data, the environment to apply."""
+
+    tracking_uri: str
+    load_kw: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    threads: int | None = None
+
+
+_TRACKERS: dict[str, Any] = {}
+
+
+def _tracker(uri: str) -> Any:
+    from bench.tracking import Tracker
+
+    if uri not in _TRACKERS:  # one per worker process: the store check and schema lock run once
+        _TRACKERS[uri] = Tracker(uri)
+    return _TRACKERS[uri]
+
+
+def run_job(task: Task, ctx: Context) -> JobResult:
+    """Run one job in whatever process calls it; exceptions become a FAILED result (never raised)."""
+    from bench.errors import UserError
+    from bench.runner import dataset_cache_dir, execute
+    from bench.tracking import results_dir
+    from pipelines.cache import set_cache_dir
+
+    t0 = time.perf_counter()
+    old = {k: os.environ.get(k) for k in ctx.env}
+    os.environ.update(ctx.env)
+    limits = contextlib.ExitStack()
+    try:
+        # Worker processes are reused across tasks: set the feature cache for this task explicitly.
+        set_cache_dir(os.environ.get("CVBENCH_FEATURE_CACHE") or results_dir() / "cache" / "features")
+        if ctx.threads:
+            import torch
+            from threadpoolctl import threadpool_limits
+
+            limits.enter_context(threadpool_limits(ctx.threads))
+            torch.set_num_threads(ctx.threads)
+        load_kw = dict(ctx.load_kw)
+        load_kw.setdefault("cache_dir", dataset_cache_dir())
+        return execute(task.job, _tracker(ctx.tracking_uri), task.experiment_id, task.parent_id,
+                       load_kw=load_kw)
+    except Exception as e:
+        res = JobResult(task.job, "FAILED", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
+        if isinstance(e, UserError):
+            res.error = "UserError: " + res.error  # not retried: the request itself is wrong
+        else:
+            res.error += "\n" + "".join(traceback.format_exception(e)[-3:]).rstrip()
+        return res
+    finally:
+        limits.close()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _first_line(msg: str | None) -> str:
+    return (msg or "").splitlines()[0] if msg else ""
+
+
+class Executor:
+    """Submit tasks, collect results as they complete, resubmit failures up to ``retries`` times."""
+
+    name = "local"
+    in_process = False
+
+    def __init__(self, retries: int = 0):
+        if retries < 0:
+            from bench.errors import ConfigError
+
+            raise ConfigError("--retries must be ≥ 0")
+        self.retries = retries
+
+    # subclasses: start / submit / next completed / cancel / stop
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def _submit(self, task: Task, ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
+        raise NotImplementedError
+
+    def _cancel(self, handles: list[Any]) -> None: ...
+
+    def describe(self) -> str:
+        return self.name
+
+    def run(self, tasks: list[Task], ctx: Context, log: Log = print) -> list[JobResult]:
+        results: list[JobResult] = []
+        pending: dict[Any, tuple[Task, int]] = {}
+        for t in tasks:
+            log(f"run   {t.job.run_name} (submitted to {self.name})")
+            pending[self._submit(t, ctx)] = (t, 1)
+        try:
+            while pending:
+                handle, res = self._next(list(pending))
+                task, attempt = pending.pop(handle)
+                if res.job is None:  # a crash reported by the executor, not by run_job
+                    res.job = task.job
+                if res.status == "FINISHED":
+                    acc = res.metrics.get("test_accuracy", float("nan"))
+                    log(f"done  {task.job.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s"
+                        + (f" (attempt {attempt})" if attempt > 1 else ""))
+                    results.append(res)
+                    continue
+                log(f"FAIL  {task.job.run_name}: {_first_line(res.error)}")
+                if attempt <= self.retries and not (res.error or "").startswith("UserError"):
+                    log(f"retry {task.job.run_name} (attempt {attempt + 1} of {self.retries + 1})")
+                    pending[self._submit(task, ctx)] = (task, attempt + 1)
+                else:
+                    if attempt > 1:
+                        res.error = f"{res.error} [after {attempt} attempts]"
+                    results.append(res)
+        except KeyboardInterrupt:
+            self._cancel(list(pending))
+            results.extend(JobResult(t.job, "KILLED") for t, _ in pending.values())
+            raise
+        return results
+
+
+class LocalExecutor(Executor):
+    """``jobs == 1``: in this process (the runner's own loop, datasets kept in memory between jobs).
+    ``jobs > 1``: a pool of ``jobs`` spawned processes, each running :func:`run_job`."""
+
+    def __init__(self, jobs: int = 1, retries: int = 0):
+        super().__init__(retries)
+        if jobs < 1:
+            from bench.errors import ConfigError
+
+            raise ConfigError("--jobs must be ≥ 1")
+        self.jobs = jobs
+        self.in_process = jobs == 1
+        self.name = "local" if jobs == 1 else f"local pool ×{jobs}"
+        self._pool: Any = None
+
+    def start(self) -> None:
+        if self.jobs > 1 and self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"))
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, task: Task, ctx: Context) -> Any:
+        if self._pool is None:
+            self.start()
+        return self._pool.submit(run_job, task, ctx)
+
+    def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        fut = next(iter(done))
+        try:
+            return fut, fut.result()
+        except BrokenProcessPool as e:  # a worker died (out of memory, segfault): the next submit starts a new pool
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            return fut, JobResult(None, "FAILED", error=f"worker process died: {e}")  # type: ignore[arg-type]
+
+    def _cancel(self, handles: list[Any]) -> None:
+        for h in handles:
+            h.cancel()
+        self.stop()
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray tasks: local ``ray.init()`` or an existing cluster at ``address``."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, jobs: int | None = None, cpus_per_job: float = 1,
+                 retries: int = 0, object_store_mb: int = 256):
+        super().__init__(retries)
+        self.address = address
+        self.jobs = jobs
+        self.cpus_per_job = cpus_per_job
+        self.object_store_mb = object_store_mb
+        self._owns = False
+        self._remote: Any = None
+        self._gpus = 0.0
+
+    def start(self) -> None:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - ray is a declared dependency
+            from bench.errors import ConfigError
+
+            raise ConfigError("--executor ray needs the 'ray' package: run `make setup`") from None
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                                  "log_to_driver": False}
+            if self.address:
+                kw["address"] = self.address
+            else:  # a local cluster sized to the requested parallelism, with a small object store
+                kw.update(num_cpus=self.jobs or os.cpu_count() or 1,
+                          object_store_memory=self.object_store_mb * 2**20)
+            ray.init(**kw)
+            self._owns = True
+        self._gpus = float(ray.cluster_resources().get("GPU", 0))
+        # Ray's own retries cover worker crashes (system failures); exceptions are retried by Executor.run.
+        self._remote = ray.remote(max_retries=self.retries)(run_job)
+
+    def stop(self) -> None:
+        if self._owns:
+            import ray
+
+            ray.shutdown()
+            self._owns = False
+
+    def describe(self) -> str:
+        import ray
+
+        res = ray.cluster_resources()
+        return (f"ray ({self.address or 'local'}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
+                f"{self.cpus_per_job:g} CPU per job)")
+
+    def _submit(self, task: Task, ctx: Context) -> Any:
+        if self._remote is None:
+            self.start()
+        spec_family = _family(task.job.pipeline)
+        gpus = 1 if (self._gpus >= 1 and spec_family in GPU_FAMILIES) else 0
+        threads = max(1, int(self.cpus_per_job))
+        ctx = Context(ctx.tracking_uri, ctx.load_kw, ctx.env, threads)
+        return self._remote.options(num_cpus=self.cpus_per_job, num_gpus=gpus).remote(task, ctx)
+
+    def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
+        import ray
+
+        ready, _ = ray.wait(handles, num_returns=1)
+        ref = ready[0]
+        try:
+            return ref, ray.get(ref)
+        except ray.exceptions.RayError as e:  # the worker died or the task could not run
+            return ref, JobResult(None, "FAILED", error=f"{type(e).__name__}: {_first_line(str(e))}")  # type: ignore[arg-type]
+
+    def _cancel(self, handles: list[Any]) -> None:
+        import ray
+
+        for h in handles:
+            with contextlib.suppress(Exception):
+                ray.cancel(h, force=True)
+
+
+def _family(pipeline: str) -> str:
+    from pipelines.registry import get_spec
+
+    return get_spec(pipeline).family
+
+
+def make_executor(name: str = "local", *, jobs: int | None = None, address: str | None = None,
+                  retries: int = 0, cpus_per_job: float = 1) -> Executor:
+    """The executor for ``--executor NAME --jobs N --ray-address A --retries R``."""
+    if name == "local":
+        return LocalExecutor(jobs or 1, retries)
+    if name == "ray":
+        return RayExecutor(address, jobs, cpus_per_job, retries)
+    from bench.errors import ConfigError
+
+    raise ConfigError(f"unknown executor {name!r}: choose local or ray")
