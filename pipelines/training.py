@@ -100,7 +100,7 @@ def make_optimizer(groups: list[dict[str, Any]], optimizer: str, lr: float, weig
     return opt, sched
 
 
-def _autocast(device: torch.device):
+def autocast_bf16(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -109,7 +109,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, prep: Prep, device: torch.
     """Float32 logits for a ``uint8`` tensor, in eval mode, batch by batch."""
     model.eval()
     outs = []
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), autocast_bf16(device):
         for i in range(0, len(x), batch_size):
             outs.append(model(prep(x[i:i + batch_size].to(device, non_blocking=True))).float())
     return torch.cat(outs) if outs else torch.empty(0)
@@ -146,7 +146,7 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
             xb, yb = augment_batch(xs[idx.to(xs.device)].to(dev, non_blocking=True), ys[idx.to(ys.device)],
                                    augment, hflip, gen)
             xb = prep(xb)
-            with _autocast(dev):
+            with autocast_bf16(dev):
                 loss = F.cross_entropy(fwd(xb), yb.to(dev), label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()

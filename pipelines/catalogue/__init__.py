@@ -1,3 +1,3 @@
 """The registered recipes. Importing this package registers every pipeline (one module per family)."""
 
-from pipelines.catalogue import classical, scratch  # noqa: F401
+from pipelines.catalogue import classical, scratch, transfer  # noqa: F401

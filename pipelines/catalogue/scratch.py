@@ -1,4 +1,8 @@
-"""Networks trained from scratch on the benchmark's training split (family ``scratch``)."""
+"""Networks trained from scratch on the benchmark's training split (family ``scratch``).
+
+Every factory's keyword defaults are the whole recipe (see :class:`pipelines.training.NetClassifier`);
+``hflip=None`` follows the dataset (flips only where they preserve labels, never for digits).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,65 @@ from pipelines.registry import register
 from pipelines.training import NetClassifier
 
 
+def _net(arch: str, **kw) -> NetClassifier:
+    return NetClassifier(arch=arch, **kw)
+
+
 @register("cnn-small", family="scratch", features="cnn", classifier="softmax")
 def cnn_small(width: int = 32, epochs: int = 8, batch_size: int = 128, lr: float = 0.05,
               optimizer: str = "sgd", schedule: str = "onecycle", weight_decay: float = 5e-4,
-              label_smoothing: float = 0.0, augment: str = "none", patience: int | None = None,
-              time_budget_s: float | None = None, device: str = "auto", seed: int = 0) -> NetClassifier:
+              label_smoothing: float = 0.0, augment: str = "none", hflip: bool | None = None,
+              patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
+              device: str = "auto", seed: int = 0) -> NetClassifier:
     """Small 3-block CNN (BN, ReLU, max-pool), SGD-Nesterov + OneCycle: the CPU-friendly scratch baseline."""
-    return NetClassifier(arch="cnn-small", width=width, epochs=epochs, batch_size=batch_size, lr=lr,
-                         optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
-                         label_smoothing=label_smoothing, augment=augment, hflip=False, patience=patience,
-                         time_budget_s=time_budget_s, device=device, seed=seed)
+    return _net("cnn-small", **locals())
+
+
+@register("mlp", family="scratch", features="pixels", classifier="mlp")
+def mlp(width: int = 300, epochs: int = 20, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
+        schedule: str = "onecycle", weight_decay: float = 1e-4, label_smoothing: float = 0.0,
+        augment: str = "none", hflip: bool | None = None, patience: int | None = None,
+        time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
+        seed: int = 0) -> NetClassifier:
+    """Fully connected net on flattened pixels (one hidden layer of ``width`` ReLUs; see ``n_params``)."""
+    return _net("mlp", **locals())
+
+
+@register("lenet5", family="scratch", features="cnn", classifier="softmax")
+def lenet5(epochs: int = 12, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
+           schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.0,
+           augment: str = "none", hflip: bool | None = None, patience: int | None = None,
+           time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
+           seed: int = 0) -> NetClassifier:
+    """LeNet-5 as in the lecture table: conv20-pool-conv50-pool-FC500-FC (ReLU, max-pool)."""
+    return _net("lenet5", **locals())
+
+
+@register("alexnet-s", family="scratch", features="cnn", classifier="softmax")
+def alexnet_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.05,
+              optimizer: str = "sgd", schedule: str = "onecycle", weight_decay: float = 5e-4,
+              label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
+              patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
+              device: str = "auto", seed: int = 0) -> NetClassifier:
+    """AlexNet-style 5-conv net (with BN) scaled to small inputs, dropout FC head."""
+    return _net("alexnet-s", **locals())
+
+
+@register("vgg-s", family="scratch", features="cnn", classifier="softmax")
+def vgg_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
+          schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
+          augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
+          time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
+          seed: int = 0) -> NetClassifier:
+    """VGG-11-style stacks of 3×3 conv-BN-ReLU with max-pools, global-pooled head."""
+    return _net("vgg-s", **locals())
+
+
+@register("resnet-s", family="scratch", features="cnn", classifier="softmax")
+def resnet_s(width: int = 64, epochs: int = 40, batch_size: int = 256, lr: float = 0.2, optimizer: str = "sgd",
+             schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
+             augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
+             time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
+             seed: int = 0) -> NetClassifier:
+    """ResNet-18 layout (torchvision BasicBlocks) with a 3×3 stem for small images; width 64 = ResNet-18."""
+    return _net("resnet-s", **locals())

