@@ -9,7 +9,7 @@ PORT    ?= 5000
 SUITE   ?= quick
 DB      := sqlite:///$(abspath $(RESULTS))/mlflow.db
 
-.PHONY: setup bench test report ui lint clean distclean
+.PHONY: setup bench test report ui server lint clean distclean
 
 setup: $(STAMP)  ## create .venv and install cvbench (editable) with its test extra
 
@@ -30,6 +30,16 @@ report: setup  ## comparison report from the tracked runs (results/report/)
 
 ui: setup  ## browse the runs in the MLflow UI on http://$(HOST):$(PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(DB) --host $(HOST) --port $(PORT)
+
+# Shared tracking server for parallel / remote workers (MLFLOW_TRACKING_URI=http://$(HOST):$(PORT)).
+# Its own store, so every experiment's artifacts go through the server (--serve-artifacts), never a local path.
+SERVER_DB        ?= sqlite:///$(abspath $(RESULTS))/server/mlflow.db
+SERVER_ARTIFACTS ?= $(abspath $(RESULTS))/server/artifacts
+SERVER_WORKERS   ?= 2
+server: setup  ## shared MLflow tracking server on http://$(HOST):$(PORT) (SERVER_DB=postgresql://... to override)
+	@mkdir -p $(RESULTS)/server $(SERVER_ARTIFACTS)
+	$(VENV)/bin/mlflow server --backend-store-uri $(SERVER_DB) --serve-artifacts \
+	  --artifacts-destination $(SERVER_ARTIFACTS) --host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
 
 lint: setup
 	$(VENV)/bin/ruff check bench pipelines tests
