@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="comparison report from the tracked runs")
     rp.add_argument("--dataset", "-d", action="append")
     rp.add_argument("--out", default=None, help="output directory (default results/report)")
+    from bench.studies.cli import add_study_parser
+
+    add_study_parser(sub)  # study data-efficiency|robustness|stats|gallery
     return p
 
 
@@ -238,6 +241,12 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(a: argparse.Namespace) -> int:
+    from bench.studies.cli import run_study
+
+    return run_study(a)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, treated like Ctrl-C so open runs end KILLED."""
 
@@ -250,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return {"run": _cmd_run, "list": _cmd_list, "export": _cmd_export, "report": _cmd_report}[args.cmd](args)
+        return {"run": _cmd_run, "list": _cmd_list, "export": _cmd_export, "report": _cmd_report,
+                "study": _cmd_study}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
