@@ -1,0 +1,154 @@
+"""Report figures (matplotlib, Agg) returned as PNG bytes, so the HTML can embed them and Markdown can link them."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report.analysis import pareto_front
+
+FAMILY_COLOURS = {"classical": "#1f77b4", "scratch": "#ff7f0e", "transfer": "#2ca02c"}
+HW_MARKERS = "osD^v<>P*X"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is_better: bool = False
+                  ) -> bytes | None:
+    """Test accuracy (mean ± std over seeds) against a cost on a log axis, families coloured, Pareto front drawn.
+
+    The front is computed per hardware (timings from different machines are not comparable).
+    """
+    d = lb[np.isfinite(lb[x].astype(float)) & (lb[x].astype(float) > 0)]
+    if d.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    hws = sorted(d["hardware"].unique())
+    for hi, hw in enumerate(hws):
+        g = d[d["hardware"] == hw]
+        xs, ys = g[x].astype(float).to_numpy(), 100 * g["acc_mean"].astype(float).to_numpy()
+        cost = 1 / xs if higher_x_is_better else xs
+        front = pareto_front(cost, ys)
+        order = np.argsort(xs[front])
+        fx, fy = xs[front][order], ys[front][order]
+        if len(fx):
+            ax.step(fx, fy, where="pre" if higher_x_is_better else "post", color="0.45", ls="--", lw=1,
+                    zorder=1, label="Pareto front" + (f" ({hw})" if len(hws) > 1 else ""))
+        for fam, colour in FAMILY_COLOURS.items():
+            m = (g["family"] == fam).to_numpy()
+            if not m.any():
+                continue
+            err = 100 * g["acc_std"].astype(float).fillna(0).to_numpy()[m]
+            ax.errorbar(xs[m], ys[m], yerr=err, fmt=HW_MARKERS[hi % len(HW_MARKERS)], color=colour, ms=7,
+                        capsize=3, mec="black", mew=0.6 * front[m].any(), zorder=3,
+                        label=fam + (f" ({hw})" if len(hws) > 1 else ""))
+        for xi, yi, name, on in zip(xs, ys, g["pipeline"], front):
+            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8,
+                        fontweight="bold" if on else "normal")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="lower right" if not higher_x_is_better else "lower left")
+    return _png(fig)
+
+
+def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title: str) -> bytes | None:
+    """Per-epoch training loss and validation accuracy of each network (from MLflow metric history)."""
+    histories = {k: v for k, v in histories.items() if v.get("train_loss") or v.get("val_accuracy")}
+    if not histories:
+        return None
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, h in histories.items():
+        if h.get("train_loss"):
+            s, v = zip(*h["train_loss"])
+            a1.plot(np.asarray(s) + 1, v, marker=".", label=name)
+        if h.get("val_accuracy"):
+            s, v = zip(*h["val_accuracy"])
+            a2.plot(np.asarray(s) + 1, 100 * np.asarray(v), marker=".", label=name)
+    a1.set_yscale("log")
+    a1.set_title("training loss", fontsize=10)
+    a2.set_title("validation accuracy (%)", fontsize=10)
+    for a in (a1, a2):
+        a.set_xlabel("epoch")
+        a.grid(True, alpha=0.25)
+    a2.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def confusion_pair(cms: list[tuple[str, pd.DataFrame]]) -> bytes | None:
+    """Confusion matrices side by side, coloured by row-normalised rate (counts written when ≤ 20 classes)."""
+    cms = [(t, cm) for t, cm in cms if cm is not None and not cm.empty]
+    if not cms:
+        return None
+    plt = _plt()
+    n = max(cm.shape[0] for _, cm in cms)
+    size = min(2.6 + 0.3 * n, 8)
+    fig, axes = plt.subplots(1, len(cms), figsize=(size * len(cms), size), squeeze=False)
+    for ax, (title, cm) in zip(axes[0], cms):
+        counts = cm.to_numpy(dtype=float)
+        rate = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
+        names = [str(c) for c in cm.columns]
+        k = len(names)
+        if k <= 40:
+            ax.set_xticks(range(k), names, rotation=90, fontsize=7)
+            ax.set_yticks(range(k), names, fontsize=7)
+        if k <= 20:
+            for i in range(k):
+                for j in range(k):
+                    if counts[i, j]:
+                        ax.text(j, i, f"{counts[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                                color="white" if rate[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) -> bytes | None:
+    """Per-class test accuracy (recall) of two pipelines, classes sorted by the difference (second − first).
+
+    With more than ``max_classes`` classes only the largest differences either way are shown.
+    """
+    if acc.empty:
+        return None
+    d = acc.assign(diff=acc.iloc[:, 1] - acc.iloc[:, 0]).sort_values("diff")
+    if len(d) > max_classes:
+        d = pd.concat([d.head(max_classes // 2), d.tail(max_classes // 2)])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(d) + 2), 3.9))
+    xs = np.arange(len(d))
+    ax.bar(xs - 0.2, 100 * d.iloc[:, 0], width=0.4, label=names[0], color=FAMILY_COLOURS["classical"])
+    ax.bar(xs + 0.2, 100 * d.iloc[:, 1], width=0.4, label=names[1], color=FAMILY_COLOURS["scratch"])
+    ax.set_xticks(xs, [str(i) for i in d.index], rotation=90 if len(d) > 12 else 0, fontsize=8)
+    lo = 100 * float(np.nanmin(d.iloc[:, :2].to_numpy()))
+    ax.set_ylim(max(0.0, lo - 5), 100.5)
+    ax.set_ylabel("per-class test accuracy (%)")
+    ax.set_title("sorted by the difference: classical wins on the left, deep on the right", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.set_xlabel("class")
+    ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    return _png(fig)

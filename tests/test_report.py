@@ -1,0 +1,268 @@
+"""Reports: known values in a temporary store, real quick runs, an empty store; self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import bench
+from bench.cli import main
+from bench.report.analysis import leaderboard, load_runs, pareto_front, verdict
+from bench.report.build import build_report
+
+CLASSES = ["a", "b", "c"]
+
+
+def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0, size=1.0, latency=1.0,
+         hardware="CPU box ×2 | gpu: none", status="FINISHED", code_version=None, params=None, history=None,
+         per_class=None, cm=None, epochs=None, error=None):
+    """One job run as the runner writes it (tags, params, metrics, artifacts), with chosen values."""
+    exp = tracker.experiment_id(dataset)
+    tags = {"cvbench.kind": "job", "cvbench.code_version": code_version or bench.CODE_VERSION, "dataset": dataset,
+            "pipeline": pipeline, "seed": str(seed), "family": family, "features": pipeline.split("-")[0],
+            "classifier": pipeline.split("-")[-1], "env.hardware": hardware, "env.git_commit": "abc123",
+            "env.pkg.torch": "2.0", "env.python": "3.11"}
+    run_id = tracker.start_run(exp, f"{dataset}/{pipeline}/{seed}", tags)
+    tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, "split.val_fraction": 0.1,
+                                **{f"pipeline.{k}": v for k, v in (params or {}).items()}, "pipeline.seed": seed})
+    if history:
+        for step, rec in enumerate(history):
+            tracker.log_metrics(run_id, rec, step=step)
+    if status == "FINISHED":
+        metrics = {"test_accuracy": acc, "test_macro_f1": acc - 0.01, "fit_time_s": fit,
+                   "inference_img_per_s": img_s, "latency_ms_per_img": latency, "model_size_mb": size,
+                   "peak_rss_mb": 500.0, "val_accuracy": acc}
+        if epochs is not None:
+            metrics["epochs_run"] = epochs
+        tracker.log_metrics(run_id, metrics, step=len(history or []))
+    files = {}
+    if cm is not None:
+        files["confusion_matrix.csv"] = pd.DataFrame(cm, index=CLASSES, columns=CLASSES).to_csv()
+    if per_class is not None:
+        rep = {c: {"precision": r, "recall": r, "f1-score": r, "support": 10} for c, r in zip(CLASSES, per_class)}
+        rep["accuracy"] = {"precision": acc, "recall": acc, "f1-score": acc, "support": acc}
+        files["per_class.csv"] = pd.DataFrame(rep).T.to_csv()
+    if files:
+        tracker.log_artifacts(run_id, files)
+    if error:
+        tracker.set_tags(run_id, {"cvbench.error": error})
+    if status != "RUNNING":
+        tracker.end_run(run_id, status)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def _known_store(tmp_path_factory):
+    """A store with chosen values: 5 pipelines of 3 families, plus runs the report must exclude (built once)."""
+    from bench.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('known') / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    r = _run
+    old = r(tracker, "toy", "cnn-small", "scratch", 0, 0.10, fit=50, params={"epochs": 3})  # superseded by the later seed-0 run below
+    for s, a in enumerate([0.90, 0.92, 0.94]):
+        r(tracker, "toy", "hog-svm", "classical", s, a, fit=1.0, img_s=10000, size=2.0, latency=0.2,
+          cm=[[10, 0, 0], [0, 9, 1], [2, 0, 8]] if s == 0 else None, per_class=[1.0, 0.9, 0.8] if s == 0 else None)
+    for s, a in enumerate([0.85, 0.87]):
+        r(tracker, "toy", "pixels-knn", "classical", s, a, fit=0.1, img_s=500, size=8.0)
+    r(tracker, "toy", "pixels-slow", "classical", 0, 0.80, fit=5.0)
+    hist = [{"train_loss": 1.0 / (e + 1), "val_accuracy": 0.5 + 0.1 * e} for e in range(3)]
+    for s, a in enumerate([0.96, 0.98]):
+        r(tracker, "toy", "cnn-small", "scratch", s, a, fit=50, img_s=2000, size=0.5, latency=0.4, epochs=3,
+          history=hist, cm=[[10, 0, 0], [0, 10, 0], [1, 0, 9]] if s == 0 else None,
+          per_class=[1.0, 1.0, 0.9] if s == 0 else None, params={"epochs": 3})
+    r(tracker, "toy", "resnet18-probe", "transfer", 0, 0.95, fit=20, img_s=300, size=40)
+    # Another machine: never merged into the CPU box's row.
+    r(tracker, "toy", "cnn-small", "scratch", 0, 0.60, fit=2, hardware="GPU box ×16 | gpu: H100",
+      params={"epochs": 3})
+    # Excluded: failed, never finished, stale code version.
+    r(tracker, "toy", "hog-svm", "classical", 7, 0.0, status="FAILED", error="ValueError: boom")
+    r(tracker, "toy", "hog-svm", "classical", 8, 0.0, status="RUNNING")
+    r(tracker, "toy", "hog-svm", "classical", 9, 0.99, code_version="0-old")
+    return uri, old
+
+
+@pytest.fixture
+def known_store(_known_store):
+    from bench.tracking import Tracker
+
+    uri, old = _known_store
+    return Tracker(uri), old  # a fresh handle: Tracker() also points MLflow's global URI at its store
+
+
+def test_known_values_leaderboard_pareto_verdict(known_store):
+    tracker, old_id = known_store
+    runs = load_runs(tracker)
+    assert runs.exclusion_counts() == {"failed": 1, "unfinished": 1, "stale code version": 1, "superseded": 1}
+    assert old_id in set(runs.excluded["run_id"])
+    lb = leaderboard(runs.used)
+    assert lb["pipeline"].tolist() == ["cnn-small", "resnet18-probe", "hog-svm", "pixels-knn", "pixels-slow",
+                                       "cnn-small"]
+    row = lb.set_index(["pipeline", "hardware"])
+    assert row.loc[("hog-svm", "H1"), "acc_mean"] == pytest.approx(0.92)
+    assert row.loc[("hog-svm", "H1"), "acc_std"] == pytest.approx(0.02)  # sample std over 3 seeds
+    assert row.loc[("hog-svm", "H1"), "n"] == 3
+    assert row.loc[("cnn-small", "H1"), "acc_mean"] == pytest.approx(0.97)  # no 0.10 (superseded), no 0.60 (GPU)
+    assert row.loc[("cnn-small", "H1"), "acc_std"] == pytest.approx(np.std([0.96, 0.98], ddof=1))
+    assert row.loc[("cnn-small", "H2"), "acc_mean"] == pytest.approx(0.60)
+    assert np.isnan(row.loc[("pixels-slow", "H1"), "acc_std"])
+    best = lb[lb["best_in_family"]].set_index("family")["pipeline"].to_dict()
+    assert best == {"scratch": "cnn-small", "transfer": "resnet18-probe", "classical": "hog-svm"}
+    assert lb[lb["best_in_family"]]["hardware"].eq("H1").all()
+
+    h1 = lb[lb["hardware"] == "H1"]
+    front = dict(zip(h1["pipeline"], pareto_front(h1["fit_time_s"], h1["acc_mean"])))
+    assert front == {"cnn-small": True, "resnet18-probe": True, "hog-svm": True, "pixels-knn": True,
+                     "pixels-slow": False}
+
+    v = verdict("toy", lb)
+    assert v.best["classical"]["pipeline"] == "hog-svm" and v.deep["pipeline"] == "cnn-small"
+    assert v.gap_points == pytest.approx(5.0)
+    assert v.fit_ratio == pytest.approx(50.0)
+    assert v.inference_ratio == pytest.approx(5.0)  # 10000 vs 2000 img/s
+    assert v.size_ratio == pytest.approx(0.25)
+    assert v.latency_ratio == pytest.approx(2.0)
+    assert v.same_hardware and not v.within_noise
+    assert v.sentence == ("On toy, the best deep pipeline, cnn-small (scratch), beats the best classical one, "
+                          "hog-svm, by 5.00 points (97.00% vs 92.00%) at 50× the fit time, 5× the inference time "
+                          "per image and 1/4 of the model size.")
+
+
+def test_pareto_front_edge_cases():
+    cost = [1.0, 1.0, 2.0, np.nan, 0.5, 3.0]
+    acc = [0.9, 0.8, 0.95, 0.99, 0.9, 0.95]
+    # (1, .8) is dominated by (1, .9); (1, .9) by (0.5, .9); (3, .95) by (2, .95); NaN cost never on the front.
+    assert pareto_front(cost, acc).tolist() == [False, False, True, False, True, False]
+
+
+def _lb(rows):
+    base = {"features": "f", "classifier": "c", "hardware": "H1", "macro_f1": 0.5, "feature_time_s": np.nan,
+            "peak_rss_mb": 1.0, "latency_ms_per_img": 1.0, "model_size_mb": 1.0, "inference_img_per_s": 100.0}
+    return pd.DataFrame([{**base, **r} for r in rows]).sort_values("acc_mean", ascending=False)
+
+
+def test_verdict_classical_wins_ties_and_missing_family():
+    lb = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.95, "acc_std": np.nan, "n": 1,
+               "fit_time_s": 2.0, "inference_img_per_s": 1000.0},
+              {"pipeline": "cnn", "family": "scratch", "acc_mean": 0.90, "acc_std": np.nan, "n": 1,
+               "fit_time_s": 60.0}])
+    v = verdict("d", lb)
+    assert v.gap_points == pytest.approx(-5.0)
+    assert "the best classical pipeline, hog-svm, beats the best deep one, cnn (scratch), by 5.00 points" in v.sentence
+    assert "1/30 of the fit time" in v.sentence and "1/10 of the inference time per image" in v.sentence
+
+    tie = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.950, "acc_std": 0.010, "n": 3,
+                "fit_time_s": 2.0},
+               {"pipeline": "cnn", "family": "scratch", "acc_mean": 0.955, "acc_std": 0.004, "n": 3,
+                "fit_time_s": 20.0}])
+    v = verdict("d", tie)
+    assert v.within_noise and "within seed noise" in v.sentence and "the classical one fits 10.0× faster" in v.sentence
+
+    only = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.9, "acc_std": np.nan, "n": 1,
+                 "fit_time_s": 2.0}])
+    v = verdict("d", only)
+    assert v.gap_points is None and "no deep (scratch or transfer) pipeline has a finished run yet" in v.sentence
+
+    hw = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.9, "acc_std": np.nan, "n": 1,
+               "fit_time_s": 2.0},
+              {"pipeline": "cnn", "family": "scratch", "acc_mean": 0.99, "acc_std": np.nan, "n": 1,
+               "fit_time_s": 2.0, "hardware": "H2"}])
+    assert "different hardware" in verdict("d", hw).sentence
+
+
+def _images(html: str) -> list[Image.Image]:
+    out = []
+    for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
+        im = Image.open(io.BytesIO(base64.b64decode(data)))
+        im.load()  # decodes every pixel, not just the header
+        out.append(im)
+    return out
+
+
+def _assert_self_contained(html: str) -> None:
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
+    assert refs, "expected at least the embedded figures"
+    assert all(r.startswith(("data:", "#")) for r in refs), [r[:60] for r in refs if not r.startswith("data:")]
+    assert not re.search(r"https?://", html.split("<body>", 1)[0])  # no external CSS, fonts or scripts
+    assert "<script" not in html and "<link" not in html
+
+
+def test_report_files_on_known_store(known_store, tmp_path):
+    tracker, _ = known_store
+    res = build_report(tracker, out=tmp_path / "rep")
+    out = res.out
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    _assert_self_contained(html)
+    images = _images(html)
+    # fit time, throughput, epoch curves, confusion pair, per-class: all five embedded, all decodable
+    assert len(images) == 5 and all(im.size[0] > 100 and im.size[1] > 100 for im in images)
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
+        f"toy_{n}.png" for n in ("acc_vs_fit_time", "acc_vs_throughput", "epochs", "confusion", "per_class"))
+    for text in (md, html):
+        assert "Runs used: 10 of the 14 job runs in the store" in text
+        assert "1 failed, 1 stale code version, 1 superseded, 1 unfinished" in text
+        assert "92.00 ± 2.00 (n=3)" in text  # hog-svm
+        assert "beats the best classical one, hog-svm, by 5.00 points" in text
+        assert "different hardware" in text and "GPU box ×16 | gpu: H100" in text
+        assert "ValueError: boom" in text
+        assert "cnn-small is better on 2 of 3 classes" in text  # per_class.csv: b +10, c +10 points
+    for t in ("leaderboard_toy", "verdict", "environment_hardware", "environment_software", "runs_excluded"):
+        assert (out / "tables" / f"{t}.csv").stat().st_size > 0
+        assert "\\begin{tabular}" in (out / "tables" / f"{t}.tex").read_text()
+    csv = pd.read_csv(out / "tables" / "leaderboard_toy.csv")
+    hog = csv[csv["pipeline"] == "hog-svm"].iloc[0]
+    assert hog["acc_mean"] == pytest.approx(0.92) and hog["best_in_family"] and hog["pareto_fit_time"]
+    assert "\\textbf{hog-svm}" in (out / "tables" / "leaderboard_toy.tex").read_text()
+    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 10
+
+
+def test_report_on_empty_store_then_only_failed_runs(isolated_results, capsys):
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert "No runs in the tracking store yet" in out and "make bench" in out
+    assert not (isolated_results / "report").exists()
+
+    from bench.tracking import Tracker
+
+    _run(Tracker(), "toy", "hog-svm", "classical", 0, 0.0, status="FAILED")
+    assert main(["report"]) == 0
+    assert "No usable runs: all 1 job run(s) in the store were excluded (1 failed)" in capsys.readouterr().out
+    assert not (isolated_results / "report").exists()
+
+
+def test_code_version_matches_runner():
+    from bench.runner import CODE_VERSION
+
+    assert bench.CODE_VERSION == CODE_VERSION
+
+
+def test_report_on_real_quick_runs(tracker, isolated_results, capsys):
+    from bench.runner import Job, run_grid
+
+    jobs = [Job("digits", "pixels-knn", 0), Job("digits", "pixels-knn", 1),
+            Job("digits", "cnn-small", 0, {"epochs": 1, "width": 8})]
+    assert [r.status for r in run_grid(jobs, tracker=tracker, log=lambda m: None)] == ["FINISHED"] * 3
+    assert main(["report", "--dataset", "digits"]) == 0
+    printed = capsys.readouterr().out
+    out = isolated_results / "report"
+    assert str(out / "report.html") in printed and "On digits, the best" in printed
+    html = (out / "report.html").read_text()
+    _assert_self_contained(html)
+    assert len(_images(html)) == 5  # incl. epoch curves from metric history, confusion + per-class from artifacts
+    lb = pd.read_csv(out / "tables" / "leaderboard_digits.csv")
+    assert set(lb["pipeline"]) == {"pixels-knn", "cnn-small"}
+    knn = lb[lb["pipeline"] == "pixels-knn"].iloc[0]
+    runs = pd.read_csv(out / "tables" / "runs_used.csv")
+    knn_accs = runs.loc[runs["pipeline"] == "pixels-knn", "test_accuracy"]
+    assert knn["n"] == 2 and knn["acc_mean"] == pytest.approx(knn_accs.mean())
+    assert 0.9 < knn["acc_mean"] <= 1.0 and knn["fit_time_s"] > 0 and knn["inference_img_per_s"] > 0
+    verdict_csv = pd.read_csv(out / "tables" / "verdict.csv")
+    assert verdict_csv.loc[0, "best classical"].startswith("pixels-knn")
+    assert verdict_csv.loc[0, "best scratch"].startswith("cnn-small")
