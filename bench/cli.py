@@ -83,9 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dataset", "-d", action="append")
     ex.add_argument("--out", "-o", help="output file (default: standard output)")
 
-    rp = sub.add_parser("report", help="comparison report from the tracked runs")
-    rp.add_argument("--dataset", "-d", action="append")
-    rp.add_argument("--out", default=None, help="output directory (default results/report)")
+    rp = sub.add_parser("report", help="report.md, self-contained report.html, CSV/LaTeX tables from tracked runs")
+    rp.add_argument("--dataset", "-d", action="append", help="only this dataset (repeatable; default: all)")
+    rp.add_argument("--out", "-o", default=None, help="output directory (default <results>/report)")
     from bench.studies.cli import add_study_parser
 
     add_study_parser(sub)  # study data-efficiency|robustness|stats|gallery
@@ -226,18 +226,12 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from bench.report.table import print_table
-    from bench.tracking import results_dir
+    from bench.report.build import build_report, terminal_summary
 
-    table = print_table(datasets=a.dataset)
-    if table == "(no finished runs)":
-        print("No finished runs in the tracking store yet: run `make bench` (or `python -m bench run ...`) first.")
-        return 0
-    out = Path(a.out) if a.out else results_dir() / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.txt").write_text(table + "\n")
-    print(table)
-    print(f"\nwrote {out / 'table.txt'}")
+    res = build_report(datasets=a.dataset, out=a.out)
+    if res.out is not None:
+        print(terminal_summary(res) + "\n")
+    print(res.message)
     return 0
 
 
