@@ -21,15 +21,16 @@ CLASSES = ["a", "b", "c"]
 
 def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0, size=1.0, latency=1.0,
          hardware="CPU box ×2 | gpu: none", status="FINISHED", code_version=None, params=None, history=None,
-         per_class=None, cm=None, epochs=None, error=None):
+         per_class=None, cm=None, epochs=None, error=None, split=None, study=None):
     """One job run as the runner writes it (tags, params, metrics, artifacts), with chosen values."""
     exp = tracker.experiment_id(dataset)
     tags = {"cvbench.kind": "job", "cvbench.code_version": code_version or bench.CODE_VERSION, "dataset": dataset,
             "pipeline": pipeline, "seed": str(seed), "family": family, "features": pipeline.split("-")[0],
             "classifier": pipeline.split("-")[-1], "env.hardware": hardware, "env.git_commit": "abc123",
-            "env.pkg.torch": "2.0", "env.python": "3.11"}
+            "env.pkg.torch": "2.0", "env.python": "3.11", **({"study": study} if study else {})}
     run_id = tracker.start_run(exp, f"{dataset}/{pipeline}/{seed}", tags)
-    tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, "split.val_fraction": 0.1,
+    split = {"val_fraction": 0.1, "train_per_class": None, **(split or {})}
+    tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, **{f"split.{k}": v for k, v in split.items()},
                                 **{f"pipeline.{k}": v for k, v in (params or {}).items()}, "pipeline.seed": seed})
     if history:
         for step, rec in enumerate(history):
@@ -85,6 +86,9 @@ def _known_store(tmp_path_factory):
     r(tracker, "toy", "hog-svm", "classical", 7, 0.0, status="FAILED", error="ValueError: boom")
     r(tracker, "toy", "hog-svm", "classical", 8, 0.0, status="RUNNING")
     r(tracker, "toy", "hog-svm", "classical", 9, 0.99, code_version="0-old")
+    # Study runs: a training subset has its own report; one on the full training set joins its leaderboard row.
+    r(tracker, "toy", "hog-svm", "classical", 0, 0.5, split={"train_per_class": 5}, study="data-efficiency")
+    r(tracker, "toy", "pixels-knn", "classical", 2, 0.86, fit=0.1, img_s=500, size=8.0, study="data-efficiency")
     return uri, old
 
 
@@ -99,7 +103,8 @@ def known_store(_known_store):
 def test_known_values_leaderboard_pareto_verdict(known_store):
     tracker, old_id = known_store
     runs = load_runs(tracker)
-    assert runs.exclusion_counts() == {"failed": 1, "unfinished": 1, "stale code version": 1, "superseded": 1}
+    assert runs.exclusion_counts() == {"failed": 1, "unfinished": 1, "stale code version": 1, "superseded": 1,
+                                       "study subset": 1}
     assert old_id in set(runs.excluded["run_id"])
     lb = leaderboard(runs.used)
     assert lb["pipeline"].tolist() == ["cnn-small", "resnet18-probe", "hog-svm", "pixels-knn", "pixels-slow",
@@ -112,6 +117,7 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
     assert row.loc[("cnn-small", "H1"), "acc_std"] == pytest.approx(np.std([0.96, 0.98], ddof=1))
     assert row.loc[("cnn-small", "H2"), "acc_mean"] == pytest.approx(0.60)
     assert np.isnan(row.loc[("pixels-slow", "H1"), "acc_std"])
+    assert row.loc[("pixels-knn", "H1"), "n"] == 3 and row.loc[("pixels-knn", "H1"), "acc_mean"] == pytest.approx(0.86)
     best = lb[lb["best_in_family"]].set_index("family")["pipeline"].to_dict()
     assert best == {"scratch": "cnn-small", "transfer": "resnet18-probe", "classical": "hog-svm"}
     assert lb[lb["best_in_family"]]["hardware"].eq("H1").all()
@@ -206,8 +212,8 @@ def test_report_files_on_known_store(known_store, tmp_path):
     assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
         f"toy_{n}.png" for n in ("acc_vs_fit_time", "acc_vs_throughput", "epochs", "confusion", "per_class"))
     for text in (md, html):
-        assert "Runs used: 10 of the 14 job runs in the store" in text
-        assert "1 failed, 1 stale code version, 1 superseded, 1 unfinished" in text
+        assert "Runs used: 11 of the 16 job runs in the store" in text
+        assert "1 failed, 1 stale code version, 1 study subset, 1 superseded, 1 unfinished" in text
         assert "92.00 ± 2.00 (n=3)" in text  # hog-svm
         assert "beats the best classical one, hog-svm, by 5.00 points" in text
         assert "different hardware" in text and "GPU box ×16 | gpu: H100" in text
@@ -220,7 +226,7 @@ def test_report_files_on_known_store(known_store, tmp_path):
     hog = csv[csv["pipeline"] == "hog-svm"].iloc[0]
     assert hog["acc_mean"] == pytest.approx(0.92) and hog["best_in_family"] and hog["pareto_fit_time"]
     assert "\\textbf{hog-svm}" in (out / "tables" / "leaderboard_toy.tex").read_text()
-    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 10
+    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 11
 
 
 def test_report_on_empty_store_then_only_failed_runs(isolated_results, capsys):

@@ -105,6 +105,18 @@ def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version:
     category[bad] = "incomplete"
     reason[bad] = "no test_accuracy / dataset / pipeline recorded"
     ok = category == ""
+    # Study runs (e.g. data-efficiency subsets) have their own reports: the leaderboards keep only those that share
+    # a protocol with ordinary runs or train on the whole training set.
+    study = raw["tags.study"] if "tags.study" in raw else pd.Series([None] * len(raw))
+    t["study"] = study.where(study.notna(), None)
+    plain = set(zip(t.loc[ok & t["study"].isna(), "dataset"], t.loc[ok & t["study"].isna(), "protocol"]))
+    subset = ok & t["study"].notna() & pd.Series(
+        [(d, p) not in plain and json.loads(p).get("train_per_class") is not None
+         for d, p in zip(t["dataset"], t["protocol"])], index=t.index)
+    category[subset] = "study subset"
+    reason[subset] = [f"{st} study run on a training subset (see `python -m bench study {st}`)"
+                      for st in t.loc[subset, "study"]]
+    ok = category == ""
     key = ["dataset", "protocol", "pipeline", "config", "hardware", "seed"]
     latest = t[ok].sort_values("start_time").groupby(key, dropna=False).tail(1).index
     superseded = ok & ~t.index.isin(latest)

@@ -120,7 +120,7 @@ nav a{margin-right:1em}
 """
 
 
-_NUMERIC = re.compile(r"^[+−-]?(1/)?[\d,.]+( ± [\d.]+)?( \(n=\d+\))?×?$|^—$")
+_NUMERIC = re.compile(r"^[+−-]?(1/)?\d[\d,]*(\.\d+)?( ± [\d.]+)?( \(n=\d+\))?×?$|^—$")
 
 
 def _img_tag(png: bytes, alt: str) -> str:
