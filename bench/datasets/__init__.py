@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ def _source_key(spec: str, image_size: int | None) -> dict[str, Any]:
             h = hashlib.blake2b(digest_size=16)
             for r, _, files in sorted(os.walk(p)):
                 for f in sorted(files):
-                    st = (Path(r) / f).stat()
+                    st = (Path(r) / f).lstat()  # lstat: a dangling link must not break the fingerprint
                     h.update(f"{Path(r, f).relative_to(p)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
             key["tree"] = h.hexdigest()
     return key
@@ -166,11 +167,41 @@ class SplitData:
         return self.meta["split_hash"]
 
 
+def _drop_small_classes(ds: Dataset, opts: SplitOptions) -> Dataset:
+    """Remove classes with too few images for the split (with a message naming them); relabel the rest."""
+    own_test = ds.y_test is not None
+    need = 2 if own_test or opts.test_rest else 3
+    counts = np.bincount(ds.y_train, minlength=ds.n_classes)
+    small = [c for c in range(ds.n_classes) if counts[c] < need]
+    if not small:
+        return ds
+    keep = [c for c in range(ds.n_classes) if c not in small]
+    msgs = [f"class {ds.class_names[c]!r} has {counts[c]} training image(s) but the train/validation"
+            f"{'' if own_test else '/test'} split needs at least {need}: class dropped" for c in small]
+    for m in msgs:
+        print(f"warning: {ds.name}: {m}", file=sys.stderr)
+    if len(keep) < 2:
+        raise DatasetError(f"{ds.name}: fewer than two classes have enough images ({'; '.join(msgs)}); "
+                           f"add images so every class has at least {need}.")
+    remap = np.full(ds.n_classes, -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    tr = np.isin(ds.y_train, keep)
+    X_te, y_te = ds.X_test, ds.y_test
+    if own_test:
+        te = np.isin(ds.y_test, keep)
+        X_te, y_te = ds.X_test[te], remap[ds.y_test[te]]
+    meta = dict(ds.meta)
+    meta["dropped_classes"] = msgs
+    meta["skipped"] = list(meta.get("skipped") or []) + [(ds.class_names[c], m) for c, m in zip(small, msgs)]
+    return Dataset(ds.name, ds.X_train[tr], remap[ds.y_train[tr]], X_te, y_te,
+                   [ds.class_names[c] for c in keep], meta)
+
+
 def prepare(spec: str, opts: SplitOptions | None = None, **load_kw: Any) -> SplitData:
     """Load ``spec`` and apply the split contract; the split hash covers indices and image content."""
     opts = opts or SplitOptions()
     t0 = time.perf_counter()
-    ds = load_dataset(spec, **load_kw)
+    ds = _drop_small_classes(load_dataset(spec, **load_kw), opts)
     load_time = time.perf_counter() - t0
     sp = make_split(ds.y_train, ds.y_test, opts, ds.class_names)
     Xt, yt = (ds.X_train, ds.y_train) if sp.test_from_pool else (ds.X_test, ds.y_test)

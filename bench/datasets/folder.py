@@ -31,7 +31,11 @@ from bench.errors import DatasetError
 
 JUNK_NAMES = {"thumbs.db", "desktop.ini"}
 MAX_PIXELS = 200_000_000  # above this a file is skipped as a possible decompression bomb
-MAX_ZIP_RATIO = 200  # a member expanding more than this is refused (zip bomb)
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Zip bombs: a member is refused when it would expand past MAX_MEMBER_BYTES, or past 100 MB at a ratio above
+# MAX_ZIP_RATIO (legitimate flat images compress well, so a high ratio alone is not enough).
+MAX_MEMBER_BYTES = 1 << 30
+MAX_ZIP_RATIO = 100
 
 
 def _is_junk(parts: tuple[str, ...]) -> bool:
@@ -65,14 +69,18 @@ class _Source:
                     if parts is None:
                         self.rejected.append((info.filename, "unsafe path in archive (absolute or '..')"))
                         continue
-                    if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO:
-                        self.rejected.append((info.filename, "extreme compression ratio (possible zip bomb)"))
+                    ratio = info.file_size / max(info.compress_size, 1)
+                    if info.file_size > MAX_MEMBER_BYTES or (info.file_size > 100 << 20 and ratio > MAX_ZIP_RATIO):
+                        self.rejected.append((info.filename, f"refused: expands to {info.file_size:,} bytes at "
+                                              f"ratio {ratio:.0f}:1 (possible zip bomb)"))
                         continue
                     if not _is_junk(parts):
                         yield parts, info.filename
         else:
             for root, dirs, files in os.walk(self.path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+                if not dirs and not [f for f in files if not f.startswith(".")]:
+                    self.rejected.append((root, "empty folder (no images): class ignored"))
                 for f in sorted(files):
                     full = Path(root) / f
                     parts = full.relative_to(self.path).parts
@@ -111,7 +119,8 @@ def decode(data: bytes, name: str, draft: int | None = None) -> np.ndarray:
         raise ValueError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel cap (MAX_PIXELS) replaces PIL's warning; PIL still refuses > 2 × MAX_IMAGE_PIXELS.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_PIXELS:
@@ -156,8 +165,10 @@ def _decode_chunk(path: str, is_zip: bool, items: list[tuple[int, str]], draft: 
                     with open(loc, "rb") as f:
                         data = f.read()
                 out.append((i, decode(data, loc, draft), ""))
-            except (ValueError, OSError, zipfile.BadZipFile) as e:
+            except ValueError as e:
                 out.append((i, None, str(e)))
+            except (OSError, zipfile.BadZipFile) as e:
+                out.append((i, None, f"unreadable file ({getattr(e, 'strerror', None) or e})"))
     finally:
         if zf is not None:
             zf.close()

@@ -1,0 +1,341 @@
+"""Reliability: messy inputs, archives, bad names and config, interruptions, the tracking store, concurrency,
+determinism and security. Each case checks what the user actually sees."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.cli import main
+from bench.datasets import SplitOptions, load_dataset, prepare
+from bench.errors import DatasetError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(args: list[str], env_extra: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=ROOT)
+
+
+def _png(path: Path, value: int, size=(12, 12), mode="L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value if mode == "L" else (value,) * len(mode)).save(path)
+
+
+# --------------------------------------------------------------------------------------------------- messy input
+def _messy_tree(root: Path) -> Path:
+    for cls, v in (("bright", 220), ("dark", 30)):
+        for i in range(8):
+            _png(root / cls / f"{i}.png", v + i)
+    a, b = root / "bright", root / "dark"
+    good = (a / "0.png").read_bytes()
+    Image.new("RGB", (40, 40), (200, 200, 200)).save(a / "real.jpg", quality=90)
+    (a / "corrupt.jpg").write_bytes((a / "real.jpg").read_bytes()[:60])  # truncated JPEG
+    (a / "zero.png").write_bytes(b"")
+    (a / "text.png").write_text("I am text pretending to be a PNG")
+    (b / "notes.txt").write_text("not an image at all")
+    (b / "unreadable.png").symlink_to(root / "does-not-exist.png")  # reading fails even as root
+    (b / ".DS_Store").write_bytes(b"\0junk")
+    (b / ".hidden.png").write_bytes(good)
+    (root / "__MACOSX" / "bright").mkdir(parents=True)
+    (root / "__MACOSX" / "bright" / "._0.png").write_bytes(b"resource fork")
+    (root / "empty_class").mkdir()
+    _png(root / "lonely" / "only.png", 128)
+    Image.new("L", (10_000, 10_000), 210).save(a / "huge.png")
+    Image.new("L", (1, 1), 215).save(a / "tiny.png")
+    for mode in ("LA", "P", "RGBA", "CMYK", "I;16"):
+        img = Image.new("RGB", (12, 12), (225, 225, 225))
+        img = Image.fromarray(np.full((12, 12), 225 * 257, np.uint16)) if mode == "I;16" else img.convert(mode)
+        img.save(a / f"mode_{mode.replace(';', '')}.{'tiff' if mode in ('CMYK', 'I;16') else 'png'}")
+    return root
+
+
+def test_messy_folder_loads_what_it_can_and_lists_the_rest(tmp_path, capsys):
+    root = _messy_tree(tmp_path / "messy")
+    d = prepare(f"folder:{root}", SplitOptions(test_fraction=0.25))
+    reasons = {Path(f).name: why for f, why in d.meta["skipped"]}
+    assert "0 bytes" in reasons["zero.png"]
+    assert "not a decodable image" in reasons["corrupt.jpg"] or "truncated" in reasons["corrupt.jpg"].lower()
+    assert "not a decodable image" in reasons["text.png"]
+    assert "not a decodable image" in reasons["notes.txt"]
+    assert "unreadable file" in reasons["unreadable.png"]
+    assert "empty folder" in reasons["empty_class"]
+    assert "has 1 training image(s)" in reasons["lonely"] and "at least 3" in reasons["lonely"]
+    assert "lonely" in capsys.readouterr().err  # the user is told which class was dropped and why
+    assert not any(n.startswith(".") or n == "__MACOSX" for n in reasons)  # junk is ignored, not "skipped"
+    assert d.class_names == ["bright", "dark"]
+    n = len(d.y_train) + len(d.y_val) + len(d.y_test)
+    assert n == 8 + 8 + 3 + 5  # good pngs, real.jpg + huge + tiny, five odd modes
+    X = np.concatenate([d.X_train, d.X_val, d.X_test])
+    y = np.concatenate([d.y_train, d.y_val, d.y_test])
+    assert X[y == 0].min() > 150 and X[y == 1].max() < 60  # every mode decoded to the right brightness
+
+
+def test_skipped_files_are_logged_with_the_run(tmp_path, tracker):
+    from bench.runner import Job, run_grid
+
+    root = _messy_tree(tmp_path / "messy")
+    (res,) = run_grid([Job(f"folder:{root}", "pixels-knn", params={"tune": False})], tracker=tracker,
+                      log=lambda m: None)
+    run = tracker.client.get_run(res.run_id)
+    assert int(run.data.params["n_skipped_files"]) == 7
+    path = tracker.download_artifact(res.run_id, "skipped_files.csv", str(tmp_path / "dl"))
+    text = Path(path).read_text()
+    assert "zero.png" in text and "0 bytes" in text and "lonely" in text
+
+
+def test_nothing_usable_names_the_path(tmp_path):
+    root = tmp_path / "junk"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_text("nope")
+    (root / "b").mkdir()
+    (root / "b" / "y.jpg").write_bytes(b"")
+    with pytest.raises(DatasetError, match=re.escape(str(root))):
+        load_dataset(f"folder:{root}")
+
+
+def test_one_usable_class_is_an_error(tmp_path):
+    for i in range(5):
+        _png(tmp_path / "one" / "a" / f"{i}.png", 10 * i)
+    _png(tmp_path / "one" / "b" / "0.png", 100)
+    with pytest.raises(DatasetError, match="fewer than two classes"):
+        prepare(f"folder:{tmp_path / 'one'}")
+
+
+# ------------------------------------------------------------------------------------------------------ archives
+def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 99).save(buf, "PNG")
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for cls in ("a", "b"):
+            for i in range(4):
+                zf.writestr(f"{cls}/{i}.png", buf.getvalue())
+        zf.writestr("../../outside.png", buf.getvalue())
+        zf.writestr("/etc/cvbench-abs.png", buf.getvalue())
+        zf.writestr("a/bomb.png", b"\0" * (120 << 20))  # 120 MB of zeros: ~1000:1
+    before = set(tmp_path.parent.iterdir())
+    ds = load_dataset(f"folder:{z}", cache_dir=tmp_path / "cache")
+    reasons = [why for _, why in ds.meta["skipped"]]
+    assert sum("unsafe path" in r for r in reasons) == 2
+    assert any("zip bomb" in r for r in reasons)
+    assert len(ds.y_train) == 8
+    assert set(tmp_path.parent.iterdir()) == before and not Path("/etc/cvbench-abs.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- names and config
+@pytest.mark.parametrize("text, expect", [
+    ("datasets: [digits]\npipelines: [pixels-knn\n", r"bad\.yaml, line \d+: invalid YAML"),
+    ("datasets: [digits]\npipelines:\n  - pixels-knn\n  - {name: cnn-small, parms: {}}\n",
+     r"bad\.yaml, line 4: each pipeline must be"),
+    ("datasets: [digits]\nseeds: [zero]\npipelines: [pixels-knn]\n", r"bad\.yaml, line 2: 'seeds' must be"),
+    ("datasets: [digits]\npipelines: [pixels-knn]\noptions:\n  max_trian: 5\n",
+     r"bad\.yaml, line 4: unknown option 'max_trian'"),
+])
+def test_invalid_suite_yaml_names_file_and_line(tmp_path, capsys, text, expect):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    assert main(["run", "--suite", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(expect, err), err
+    assert "Traceback" not in err
+
+
+def test_unknown_names_and_params_are_messages(capsys):
+    assert main(["run", "-d", "digits", "-p", "pixels-knnn"]) == 2
+    assert "Did you mean: pixels-knn" in capsys.readouterr().err
+    assert main(["run", "-d", "mnist-5k", "-p", "pixels-knn"]) == 2
+    assert "mnist5k" in capsys.readouterr().err
+    assert main(["run", "-d", "digits", "-p", "pixels-knn", "--param", "pixels-knn.k=3"]) == 2
+    assert "has no parameter(s) ['k']" in capsys.readouterr().err
+    assert main(["run", "--suite", "no-such-suite"]) == 2
+    assert "built-in suites: " in capsys.readouterr().err
+
+
+def test_offline_torchvision_dataset_fails_fast_naming_files(tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert main(["run", "-d", "cifar10", "-p", "pixels-knn", "--data-dir", str(tmp_path / "tv")]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t0 < 30
+    assert "cifar-10-batches-py" in err and str(tmp_path / "tv") in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------- interruptions
+def _statuses(results: Path, pipeline: str) -> list[str]:
+    from bench.tracking import Tracker
+
+    t = Tracker(f"sqlite:///{results / 'mlflow.db'}")
+    exp = t.client.get_experiment_by_name("digits")
+    runs = t.client.search_runs([exp.experiment_id], f"tags.pipeline = '{pipeline}'")
+    return sorted(r.info.status for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig):
+    res = tmp_path / "results"
+    env = {**os.environ, "CVBENCH_RESULTS": str(res), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = [sys.executable, "-m", "bench", "run", "-d", "digits", "-p", "cnn-small", "--no-table",
+            "--param", "epochs=6", "--param", "width=8"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    lines = []
+    for line in proc.stdout:  # wait until training is under way
+        lines.append(line)
+        if "epoch 1:" in line:
+            proc.send_signal(sig)
+            break
+    out = "".join(lines) + proc.stdout.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert _statuses(res, "cnn-small") == ["KILLED"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _statuses(res, "cnn-small") == ["FINISHED", "KILLED"]
+    again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert "1 skipped" in again.stdout and _statuses(res, "cnn-small") == ["FINISHED", "KILLED"]
+
+
+def test_interrupted_cache_writes_leave_nothing_trusted(tmp_path, monkeypatch):
+    from bench import datasets as dsmod
+    from pipelines import cache
+
+    calls = {"n": 0}
+    real_save = np.save
+
+    def interrupted_save(f, arr, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # die in the middle of writing the second array
+            raise KeyboardInterrupt
+        return real_save(f, arr, **kw)
+
+    monkeypatch.setattr(dsmod.np, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset("digits", cache_dir=tmp_path / "dcache")
+    monkeypatch.setattr(dsmod.np, "save", real_save)
+    assert not [p for p in (tmp_path / "dcache").iterdir()]  # neither an entry nor a temporary left behind
+    assert load_dataset("digits", cache_dir=tmp_path / "dcache").meta["cache"] == "miss"
+    assert load_dataset("digits", cache_dir=tmp_path / "dcache").meta["cache"] == "hit"
+
+    cache.set_cache_dir(tmp_path / "fcache")
+    X = np.arange(24, dtype=np.uint8).reshape(2, 3, 4, 1)
+    monkeypatch.setattr(cache.np, "save", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached_array("demo", {}, X, lambda: X.reshape(2, -1).astype(np.float32))
+    assert not list((tmp_path / "fcache").rglob("*.npy"))
+    monkeypatch.setattr(cache.np, "save", real_save)
+    first = cache.cached_array("demo", {}, X, lambda: X.reshape(2, -1).astype(np.float32))
+    # a corrupt entry (e.g. truncated by a crash outside our control) is recomputed, not trusted
+    next((tmp_path / "fcache").rglob("*.npy")).write_bytes(b"\x93NUMPY garbage")
+    again = cache.cached_array("demo", {}, X, lambda: X.reshape(2, -1).astype(np.float32))
+    assert not first.cached and not again.cached
+    np.testing.assert_array_equal(first.value, again.value)
+
+
+# ------------------------------------------------------------------------------------------------ tracking store
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_tracking_server_fails_fast_naming_uri(tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    t0 = time.perf_counter()
+    r = _cli(["run", "-d", "digits", "-p", "pixels-knn"],
+             {"MLFLOW_TRACKING_URI": uri, "CVBENCH_RESULTS": str(tmp_path / "res")})
+    assert time.perf_counter() - t0 < 60
+    assert r.returncode == 2 and uri in r.stderr and "unreachable" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "res").exists()  # nothing written anywhere else instead
+
+
+def test_unwritable_results_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    r = _cli(["run", "-d", "digits", "-p", "pixels-knn"], {"CVBENCH_RESULTS": str(blocker / "results")})
+    assert r.returncode == 2 and "not writable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_full_disk_during_dataset_cache_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from bench import datasets as dsmod
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dsmod.np, "save", full)
+    with pytest.raises(DatasetError, match="No space left on device.*Free disk space"):
+        load_dataset("digits", cache_dir=tmp_path / "dcache")
+
+
+# --------------------------------------------------------------------------------------------------- concurrency
+@pytest.mark.slow
+def test_two_processes_share_one_fresh_sqlite_store(tmp_path):
+    env = {**os.environ, "CVBENCH_RESULTS": str(tmp_path / "res")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "bench", "run", "-d", "digits", "-p", "pixels-knn",
+                               "-p", "pixels-logreg", "--seed", str(s), "--seed", str(s + 10), "--no-table",
+                               "--param", "tune=false"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env, cwd=ROOT) for s in (1, 2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out
+        assert "4 finished" in out and "locked" not in out.lower()
+    statuses = _statuses(tmp_path / "res", "pixels-knn") + _statuses(tmp_path / "res", "pixels-logreg")
+    assert statuses == ["FINISHED"] * 8
+
+
+# --------------------------------------------------------------------------------------------------- determinism
+def test_cpu_network_training_is_deterministic(digits_split):
+    from pipelines.registry import create
+
+    d = digits_split
+    runs = []
+    for _ in range(2):
+        est = create("cnn-small", epochs=2, width=8, seed=5)
+        est.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+        runs.append((est.predict(d.X_test), [h["val_accuracy"] for h in est.history_],
+                     [h["train_loss"] for h in est.history_]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
+
+
+# ------------------------------------------------------------------------------------------------------ security
+def test_servers_bind_localhost_by_default():
+    mk = (ROOT / "Makefile").read_text()
+    assert re.search(r"^HOST\s*\?=\s*127\.0\.0\.1$", mk, re.M)
+    for line in mk.replace("\\\n", " ").splitlines():  # join continuation lines
+        if re.search(r"mlflow (ui|server)", line):
+            assert "--host $(HOST)" in line, line
+
+
+def test_no_unsafe_deserialisation_in_the_code():
+    offenders = []
+    for path in list((ROOT / "bench").rglob("*.py")) + list((ROOT / "pipelines").rglob("*.py")):
+        text = path.read_text()
+        for m in re.finditer(r"torch\.load\(([^)]*)\)", text):
+            if "weights_only=True" not in m.group(1):
+                offenders.append(f"{path.name}: torch.load without weights_only=True")
+        for line in text.splitlines():
+            # Unpickling is allowed only for files the suite wrote itself, and must say so on the line.
+            if re.search(r"\bpickle\.loads?\(|joblib\.load\(|allow_pickle=True", line) \
+                    and "trusted: written by cvbench" not in line:
+                offenders.append(f"{path.name}: unpickling: {line.strip()}")
+    assert not offenders, offenders
