@@ -39,7 +39,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def use_all_cores() -> None:
-    """Let intra-op parallelism use every core the process may run on (torch defaults to physical cores)."""
+    """Let intra-op parallelism use every core the process may run on (torch defaults to physical cores),
+    unless the user capped threads with ``OMP_NUM_THREADS`` (on a shared, oversubscribed machine one thread
+    per process can be several times faster than two)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
