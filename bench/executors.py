@@ -304,7 +304,7 @@ def make_executor(name: str = "local", *, jobs: int | None = None, address: str 
                   retries: int = 0, cpus_per_job: float = 1) -> Executor:
     """The executor for ``--executor NAME --jobs N --ray-address A --retries R``."""
     if name == "local":
-        return LocalExecutor(jobs or 1, retries)
+        return LocalExecutor(1 if jobs is None else jobs, retries)
     if name == "ray":
         return RayExecutor(address, jobs, cpus_per_job, retries)
     from bench.errors import ConfigError

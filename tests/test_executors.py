@@ -1,0 +1,123 @@
+"""Executors: a Ray grid (one shared local Ray session), a local process pool, failures, retries, resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.datasets import SplitOptions
+from bench.executors import LocalExecutor, RayExecutor
+from bench.runner import Job, run_grid
+
+ray = pytest.importorskip("ray")  # a declared dependency; importorskip only guards a broken install
+
+# max_iter=-1 makes LogisticRegression.fit raise: the deliberately failing job.
+BAD = {"max_iter": -1}
+
+
+def _grid() -> list[Job]:
+    sp = SplitOptions()
+    return [Job("digits", "pixels-knn", 0, {}, sp), Job("digits", "pixels-knn", 1, {}, sp),
+            Job("digits", "pixels-logreg", 0, {"max_iter": 100}, sp), Job("digits", "pixels-logreg", 1, BAD, sp)]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray cluster (2 CPUs = 2 concurrent workers) shared by this module's tests: start-up is slow."""
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
+             logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+def _job_runs(tracker, exp_id):
+    return [r for r in tracker.client.search_runs([exp_id], max_results=100)
+            if r.data.tags.get("cvbench.kind") == "job"]
+
+
+@pytest.mark.timeout(180)
+def test_ray_grid_finishes_every_job_and_reports_the_failure(ray_session, tracker):
+    logs: list[str] = []
+    ex = RayExecutor(retries=1)
+    results = run_grid(_grid(), tracker=tracker, log=logs.append, executor=ex)
+    assert ray_session.is_initialized(), "an executor must not shut down a Ray session it did not start"
+    assert ray_session.cluster_resources()["CPU"] == 2
+    by = {(r.job.pipeline, r.job.seed): r for r in results}
+    assert len(results) == 4
+    for key in [("pixels-knn", 0), ("pixels-knn", 1), ("pixels-logreg", 0)]:
+        r = by[key]
+        assert r.status == "FINISHED", r.error
+        assert r.metrics["test_accuracy"] > 0.9 and r.run_id
+    bad = by[("pixels-logreg", 1)]
+    assert bad.status == "FAILED" and "max_iter" in bad.error and "after 2 attempts" in bad.error
+    assert any(m.startswith("retry digits/pixels-logreg/1") for m in logs)
+
+    # The store: every good job FINISHED with its metrics under the one parent run; two FAILED attempts.
+    exp_id = tracker.experiment_id("digits")
+    runs = _job_runs(tracker, exp_id)
+    parents = [r for r in tracker.client.search_runs([exp_id]) if r.data.tags.get("cvbench.kind") == "parent"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["cvbench.executor"] == "ray"
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(finished) == 3 and len(failed) == 2
+    for r in finished:
+        res = next(x for x in results if x.run_id == r.info.run_id)
+        assert r.data.metrics["test_accuracy"] == pytest.approx(res.metrics["test_accuracy"])
+        assert {"val_accuracy", "fit_time_s", "peak_rss_mb"} <= set(r.data.metrics)
+    assert all("max_iter" in r.data.tags["cvbench.error"] for r in failed)
+    # Two workers really ran at once: some pair of job runs overlaps in time.
+    spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+
+    # Same result as in-process execution (classical pipelines are deterministic).
+    local = run_grid([Job("digits", "pixels-knn", 0, {}, SplitOptions())], tracker=tracker, force=True,
+                     log=logs.append)
+    assert local[0].metrics["test_accuracy"] == by[("pixels-knn", 0)].metrics["test_accuracy"]
+
+    # Rerunning the grid skips FINISHED jobs and only resubmits the failed one.
+    again = run_grid(_grid(), tracker=tracker, log=logs.append, executor=RayExecutor(retries=0))
+    assert sorted(r.status for r in again) == ["FAILED", "SKIPPED", "SKIPPED", "SKIPPED"]
+
+
+@pytest.mark.timeout(120)
+def test_cli_run_with_ray_executor(ray_session, isolated_results, capsys):
+    from bench.cli import main
+
+    rc = main(["run", "-d", "digits", "-p", "pixels-knn", "-s", "0", "-s", "2", "--executor", "ray",
+               "--retries", "1", "--no-table"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "executor: ray" in out and "2 job(s)" in out and "2 finished" in out
+
+
+@pytest.mark.timeout(180)
+def test_local_process_pool(tracker):
+    grid = [j for j in _grid() if not (j.pipeline == "pixels-logreg" and j.seed == 0)]
+    logs: list[str] = []
+    results = run_grid(grid, tracker=tracker, log=logs.append, executor=LocalExecutor(jobs=2))
+    st = {(r.job.pipeline, r.job.seed): r.status for r in results}
+    assert st == {("pixels-knn", 0): "FINISHED", ("pixels-knn", 1): "FINISHED", ("pixels-logreg", 1): "FAILED"}
+    assert any(m.startswith("executor: local pool ×2") for m in logs)
+    runs = _job_runs(tracker, tracker.experiment_id("digits"))
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED", "FINISHED"]
+
+
+def test_in_process_retries_then_reports(tracker):
+    logs: list[str] = []
+    results = run_grid([Job("digits", "pixels-logreg", 1, BAD, SplitOptions())], tracker=tracker,
+                       log=logs.append, executor=LocalExecutor(jobs=1, retries=2))
+    assert [r.status for r in results] == ["FAILED"]
+    assert sum(m.startswith("FAIL  digits/pixels-logreg/1") for m in logs) == 3
+
+
+def test_bad_executor_options():
+    from bench.errors import ConfigError
+    from bench.executors import make_executor
+
+    with pytest.raises(ConfigError):
+        make_executor("spark")
+    with pytest.raises(ConfigError):
+        make_executor("local", jobs=0)
+    with pytest.raises(ConfigError):
+        make_executor("ray", retries=-1)
