@@ -89,6 +89,10 @@ def _known_store(tmp_path_factory):
     # Study runs: a training subset has its own report; one on the full training set joins its leaderboard row.
     r(tracker, "toy", "hog-svm", "classical", 0, 0.5, split={"train_per_class": 5}, study="data-efficiency")
     r(tracker, "toy", "pixels-knn", "classical", 2, 0.86, fit=0.1, img_s=500, size=8.0, study="data-efficiency")
+    # toy2: a parameter added later (absent from older runs) does not split a row; a changed one does.
+    r(tracker, "toy2", "mlp", "scratch", 0, 0.70, params={"width": 10})
+    r(tracker, "toy2", "mlp", "scratch", 1, 0.72, params={"width": 10, "compile": False})
+    r(tracker, "toy2", "mlp", "scratch", 0, 0.75, params={"width": 20, "compile": False})
     return uri, old
 
 
@@ -106,7 +110,7 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
     assert runs.exclusion_counts() == {"failed": 1, "unfinished": 1, "stale code version": 1, "superseded": 1,
                                        "study subset": 1}
     assert old_id in set(runs.excluded["run_id"])
-    lb = leaderboard(runs.used)
+    lb = leaderboard(runs.used[runs.used["section"] == "toy"])
     assert lb["pipeline"].tolist() == ["cnn-small", "resnet18-probe", "hog-svm", "pixels-knn", "pixels-slow",
                                        "cnn-small"]
     row = lb.set_index(["pipeline", "hardware"])
@@ -138,6 +142,14 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
     assert v.sentence == ("On toy, the best deep pipeline, cnn-small (scratch), beats the best classical one, "
                           "hog-svm, by 5.00 points (97.00% vs 92.00%) at 50× the fit time, 5× the inference time "
                           "per image and 1/4 of the model size.")
+
+
+def test_rows_split_on_changed_params_only(known_store):
+    runs = load_runs(known_store[0], datasets=["toy2"])
+    lb = leaderboard(runs.used).set_index("pipeline")
+    assert sorted(lb.index) == ["mlp [width=10]", "mlp [width=20]"]
+    assert lb.loc["mlp [width=10]", "n"] == 2 and lb.loc["mlp [width=10]", "acc_mean"] == pytest.approx(0.71)
+    assert "no classical pipeline has a finished run yet" in verdict("toy2", lb.reset_index()).sentence
 
 
 def test_pareto_front_edge_cases():
@@ -207,16 +219,17 @@ def test_report_files_on_known_store(known_store, tmp_path):
     md = (out / "report.md").read_text()
     _assert_self_contained(html)
     images = _images(html)
-    # fit time, throughput, epoch curves, confusion pair, per-class: all five embedded, all decodable
-    assert len(images) == 5 and all(im.size[0] > 100 and im.size[1] > 100 for im in images)
+    # toy: fit time, throughput, epoch curves, confusion pair, per-class; toy2: the two cost plots. All decode.
+    assert len(images) == 7 and all(im.size[0] > 100 and im.size[1] > 100 for im in images)
     assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
-        f"toy_{n}.png" for n in ("acc_vs_fit_time", "acc_vs_throughput", "epochs", "confusion", "per_class"))
+        [f"toy_{n}.png" for n in ("acc_vs_fit_time", "acc_vs_throughput", "epochs", "confusion", "per_class")]
+        + ["toy2_acc_vs_fit_time.png", "toy2_acc_vs_throughput.png"])
     for text in (md, html):
-        assert "Runs used: 11 of the 16 job runs in the store" in text
+        assert "Runs used: 14 of the 19 job runs in the store" in text
         assert "1 failed, 1 stale code version, 1 study subset, 1 superseded, 1 unfinished" in text
         assert "92.00 ± 2.00 (n=3)" in text  # hog-svm
         assert "beats the best classical one, hog-svm, by 5.00 points" in text
-        assert "different hardware" in text and "GPU box ×16 | gpu: H100" in text
+        assert "different hardware" in text and "H2 = GPU box ×16 | gpu: H100" in text
         assert "ValueError: boom" in text
         assert "cnn-small is better on 2 of 3 classes" in text  # per_class.csv: b +10, c +10 points
     for t in ("leaderboard_toy", "verdict", "environment_hardware", "environment_software", "runs_excluded"):
@@ -226,7 +239,7 @@ def test_report_files_on_known_store(known_store, tmp_path):
     hog = csv[csv["pipeline"] == "hog-svm"].iloc[0]
     assert hog["acc_mean"] == pytest.approx(0.92) and hog["best_in_family"] and hog["pareto_fit_time"]
     assert "\\textbf{hog-svm}" in (out / "tables" / "leaderboard_toy.tex").read_text()
-    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 11
+    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 14
 
 
 def test_report_on_empty_store_then_only_failed_runs(isolated_results, capsys):

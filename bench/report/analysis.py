@@ -84,7 +84,13 @@ def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version:
     t["hardware"] = t["hardware"].fillna("unknown hardware")
     t["code_version"] = t["code_version"].fillna("?")
     configs = _prefixed(raw, "params.pipeline.", skip=("seed",))
-    t["config"] = [json.dumps(c, sort_keys=True, default=str) for c in configs]
+    # A parameter added to a pipeline later is absent from its older runs: compare configurations of one pipeline
+    # on the keys all its runs record (a change that makes old results incomparable bumps CODE_VERSION instead).
+    shared: dict[Any, set[str]] = {}
+    for pipe, c in zip(t["pipeline"], configs):
+        shared[pipe] = shared[pipe] & set(c) if pipe in shared else set(c)
+    t["config"] = [json.dumps({k: v for k, v in c.items() if k in shared[pipe]}, sort_keys=True, default=str)
+                   for pipe, c in zip(t["pipeline"], configs)]
     protocols = [{**p, **({"image_size": s} if isinstance(s, str) else {})} for p, s in
                  zip(_prefixed(raw, "params.split."), raw.get("params.image_size", pd.Series([None] * len(raw))))]
     t["protocol"] = [json.dumps(p, sort_keys=True, default=str) for p in protocols]
