@@ -19,14 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
-bench: setup  ## run the quick suite on the embedded mnist5k and print the comparison table
-	$(PY) -m bench run --suite $(SUITE)
+bench: setup  ## run the quick suite on the embedded mnist5k, then write the report and print where it is
+	@$(PY) -m bench run --suite $(SUITE) --no-table; rc=$$?; \
+	  $(PY) -m bench report; exit $$rc
 
 test: setup  ## run the test suite
 	$(PY) -m pytest -q
 
-report: setup  ## comparison report from the tracked runs (results/report/)
-	$(PY) -m bench report --out $(RESULTS)/report
+report: setup  ## report.html/report.md + CSV/LaTeX tables from the tracked runs (<results>/report/)
+	$(PY) -m bench report
 
 ui: setup  ## browse the runs in the MLflow UI on http://$(HOST):$(PORT)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(DB) --host $(HOST) --port $(PORT)
