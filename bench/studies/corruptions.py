@@ -16,7 +16,8 @@ pixels), so MNIST gets black and natural images a plausible background instead o
 ``clutter`` (background clutter): when the image has a uniform background (its border is nearly constant, as
 for digits), the foreground is separated with Otsu's threshold and only the background is replaced by a
 blend with a random multi-scale noise texture; otherwise (natural images, no separable foreground) the
-texture is alpha-blended over the whole image — a documented approximation.
+texture is alpha-blended over the whole image — a documented approximation. "Uniform" means at least
+60 % of the border pixels lie within 24 grey levels of the border's median.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _LEVELS: dict[str, tuple[str, tuple[float, ...]]] = {
     "occlusion": ("occlusion", (0.05, 0.10, 0.15, 0.25, 0.35)),      # erased area fraction
     "clutter": ("clutter", (0.15, 0.3, 0.45, 0.6, 0.75)),            # texture blend strength
     "gaussian-noise": ("noise", (0.08, 0.12, 0.18, 0.26, 0.38)),     # sigma in [0, 1] units (ImageNet-C)
-    "blur": ("blur", (0.6, 1.0, 1.4, 1.9, 2.5)),                     # gaussian sigma x size/32
+    "blur": ("blur", (0.6, 1.0, 1.4, 1.9, 2.5)),                     # gaussian sigma x max(size/32, 0.75)
     "jpeg": ("compression", (50, 30, 20, 12, 7)),                    # JPEG quality
 }
 
@@ -90,7 +91,8 @@ def _perspective(X: torch.Tensor, s: int, rng: np.random.Generator) -> torch.Ten
     d, (h, w) = level("perspective", s), X.shape[-2:]
     start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
     # Like torchvision's RandomPerspective: each corner moves inwards by up to d * half the side.
-    jit = rng.uniform(0, d, (len(X), 4, 2)) * np.array([w / 2, h / 2])
+    # (at least one pixel, so tiny images are warped at every severity)
+    jit = rng.uniform(0, 1, (len(X), 4, 2)) * np.maximum(d * np.array([w / 2, h / 2]), 1.0)
     sign = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]])
 
     def warp(x: torch.Tensor, i: int) -> torch.Tensor:
@@ -173,7 +175,9 @@ def _clutter(X: torch.Tensor, s: int, rng: np.random.Generator) -> torch.Tensor:
         tex = torch.from_numpy(texture(h, w, c, rng)) * 255
         grey = x.mean(0)
         border = torch.cat([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        if float(border.std()) < 8 and float(grey.max() - grey.min()) > 32:  # uniform background: separate it
+        # Uniform background (most border pixels share one grey level, e.g. digits): separate the foreground.
+        uniform = float(((border - border.median()).abs() <= 24).float().mean()) >= 0.6
+        if uniform and float(grey.max() - grey.min()) > 32:
             thr = threshold_otsu(grey.numpy())
             bright_bg = float(border.median()) > thr
             fg = (grey <= thr) if bright_bg else (grey > thr)
@@ -190,7 +194,7 @@ def _gaussian_noise(X: torch.Tensor, s: int, rng: np.random.Generator) -> torch.
 
 
 def _blur(X: torch.Tensor, s: int, rng: np.random.Generator) -> torch.Tensor:
-    sigma = level("blur", s) * X.shape[-2] / 32
+    sigma = level("blur", s) * max(X.shape[-2] / 32, 0.75)  # floor: sub-0.5-px blurs are no-ops on 8-px digits
     k = 2 * int(np.ceil(3 * sigma)) + 1
     return TF.gaussian_blur(X, [k, k], [sigma, sigma])
 

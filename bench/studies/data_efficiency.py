@@ -192,9 +192,10 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                 cell[j.identity()] = ("all" if n is None else str(n), r)
     log(f"data-efficiency: {len(jobs)} job(s) on {dataset}")
     results = run_grid(jobs, tracker=tracker, force=force, data_dir=data_dir, log=log)
-    rows = []
+    rows, failed = [], []
     for res in results:
         if res.status not in ("FINISHED", "SKIPPED") or not res.run_id:
+            failed.append(f"{res.job.run_name} ({cell[res.job.identity()][0]}/class): {res.error}")
             continue
         if res.status == "FINISHED":
             tracker.set_tags(res.run_id, {"study": STUDY})
@@ -205,8 +206,10 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                      "n_per_class": n_train / n_classes, "repeat": r, "test_accuracy": d["metrics"].get("test_accuracy"),
                      "fit_time_s": d["metrics"].get("fit_time_s"), "run_id": res.run_id})
     runs = pd.DataFrame(rows)
+    for f in failed:
+        log(f"WARNING: failed cell left out of the curve: {f}")
     if runs.empty:
-        return {"runs": runs, "summary": runs, "crossover": find_crossover([], [], [])}
+        return {"runs": runs, "summary": runs, "crossover": find_crossover([], [], []), "failed": failed}
     summary = summarize_curve(runs)
     cross = crossover_from_summary(summary)
     title = f"{dataset}: accuracy vs training images per class"
@@ -225,7 +228,10 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
         m = {"crossover_status_code": {"never": 0, "crossover": 1, "deep-ahead-everywhere": 2}[cross["status"]]}
         if cross.get("estimate"):
             m["crossover_per_class"] = cross["estimate"]
+        m["failed_jobs"] = len(failed)
         tracker.log_metrics(run_id, m)
+        if failed:
+            tracker.set_tags(run_id, {"failed_jobs": "; ".join(failed)})
         tracker.log_artifacts(run_id, files)
     if out_dir is not None:
         out = Path(out_dir)
@@ -233,4 +239,4 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
         for name, content in files.items():
             (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     log(f"crossover: {cross['text']}")
-    return {"runs": runs, "summary": summary, "crossover": cross, "run_id": run_id}
+    return {"runs": runs, "summary": summary, "crossover": cross, "run_id": run_id, "failed": failed}
