@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from joblib import Parallel, delayed
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
 from bench.datasets.base import Dataset
 from bench.errors import DatasetError
@@ -207,11 +208,13 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None, n_jobs: 
                            "train/<class>/<image> and test/<class>/<image>.")
     draft = image_size * 2 if image_size else None
     items = [(i, r[2]) for i, r in enumerate(records)]
-    chunks = [items[k::8] for k in range(8)]
-    results = Parallel(n_jobs=n_jobs if len(records) > 2000 else 1)(
-        delayed(_decode_chunk)(str(root), src.is_zip, c, draft) for c in chunks if c)
+    n_chunks = max(8, len(items) // 2000)
+    chunks = [c for c in (items[k::n_chunks] for k in range(n_chunks)) if c]
+    results = Parallel(n_jobs=n_jobs if len(records) > 2000 else 1, return_as="generator_unordered")(
+        delayed(_decode_chunk)(str(root), src.is_zip, c, draft) for c in chunks)
     arrays: list[np.ndarray | None] = [None] * len(records)
-    for res in results:
+    # tqdm(disable=None) shows a bar on a terminal only: quiet in CI logs and pipes.
+    for res in tqdm(results, total=len(chunks), desc=f"decode {root.name}", unit="chunk", disable=None):
         for i, a, why in res:
             arrays[i] = a
             if a is None:
