@@ -139,6 +139,17 @@ def test_crossover_detector_on_synthetic_curves():
     assert parse_sizes("all, 20,5,20") == [5, 20, None]
 
 
+def test_min_steps_only_raises_network_epochs():
+    from bench.studies.data_efficiency import with_min_steps
+    from pipelines.registry import get_spec
+
+    cnn = get_spec("cnn-small").resolve_params()
+    assert with_min_steps(cnn, {}, 50, 240) == {"epochs": 240}  # 50 images = 1 step per epoch
+    assert with_min_steps(cnn, {"lr": 0.1}, 1000, 240) == {"lr": 0.1, "epochs": 30}  # 8 steps per epoch
+    assert with_min_steps(cnn, {}, 4000, 240) == {}  # 8 epochs x 32 steps already >= 240
+    assert with_min_steps(get_spec("pixels-knn").resolve_params(), {}, 50, 240) == {}
+
+
 # -- nested subsets ------------------------------------------------------------------------------------------
 def test_nested_subsets_are_nested_and_seeded():
     from bench.datasets import SplitOptions, prepare

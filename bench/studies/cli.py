@@ -37,6 +37,8 @@ def add_study_parser(sub: Any) -> None:
     de.add_argument("--per-class", default="5,10,20,50,100,200,all", help="sizes, e.g. 5,10,20,50,100,200,all")
     de.add_argument("--repeats", type=int, default=3, help="repeats (seeded subsets) at small sizes (default 3)")
     de.add_argument("--repeat-below", type=int, default=100, help="repeat sizes below this (default 100)")
+    de.add_argument("--min-steps", type=int, help="networks: raise epochs so every size gets at least N optimiser "
+                    "steps (default: the pipelines' own epoch budgets)")
     de.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
 
     rb = ss.add_parser("robustness", help="trained pipelines on corrupted test copies (no retraining)")
@@ -108,7 +110,7 @@ def run_study(a: argparse.Namespace) -> int:
             out = Path(a.out) / _safe(ds) if a.out else results_dir() / "studies" / "data-efficiency" / _safe(ds)
             res = run_data_efficiency(ds, pipelines, sizes=sizes, repeats=a.repeats, repeat_below=a.repeat_below,
                                       split=split, image_size=image_size, params=params, tracker=tracker,
-                                      force=a.force, data_dir=a.data_dir, out_dir=out,
+                                      force=a.force, data_dir=a.data_dir, out_dir=out, min_steps=a.min_steps,
                                       log=lambda m: print(m, flush=True))
             if not res["summary"].empty:
                 print("\n" + (out / "summary.md").read_text())

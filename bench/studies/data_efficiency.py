@@ -166,12 +166,35 @@ def summary_markdown(dataset: str, summary: pd.DataFrame, crossover: dict[str, A
     return "\n".join(lines) + "\n"
 
 
+def with_min_steps(resolved: dict[str, Any], overrides: dict[str, Any], n_train: int, min_steps: int
+                   ) -> dict[str, Any]:
+    """Raise ``epochs`` so a network takes at least ``min_steps`` optimiser steps on ``n_train`` images.
+
+    With a fixed epoch budget a network trained on 5 images per class takes a handful of steps; equalising
+    the number of steps is the fairer protocol for a data-efficiency curve. Pipelines without ``epochs`` and
+    ``batch_size`` parameters (classical ones) are unchanged.
+    """
+    if "epochs" not in resolved or "batch_size" not in resolved or n_train <= 0:
+        return overrides
+    per_epoch = math.ceil(n_train / int(resolved["batch_size"]))
+    if int(resolved["epochs"]) * per_epoch >= min_steps:
+        return overrides
+    return {**overrides, "epochs": math.ceil(min_steps / per_epoch)}
+
+
+def _n_train(dataset: str, split: Any, image_size: int | None, data_dir: str | None) -> int:
+    from bench.datasets import prepare
+    from bench.runner import dataset_cache_dir
+
+    return len(prepare(dataset, split, image_size=image_size, data_dir=data_dir, cache_dir=dataset_cache_dir()).y_train)
+
+
 def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequence[int | None],
                         repeats: int = 3, repeat_below: int = 100, split: Any = None,
                         image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
                         tracker: Any = None, force: bool = False, data_dir: str | None = None,
-                        out_dir: str | Path | None = None, log: Callable[[str], None] = print
-                        ) -> dict[str, Any]:
+                        out_dir: str | Path | None = None, log: Callable[[str], None] = print,
+                        min_steps: int | None = None) -> dict[str, Any]:
     """Run every (pipeline, size, repeat) job through the runner; return runs, summary and crossover."""
     from bench.datasets import SplitOptions
     from bench.measure import environment_tags
@@ -186,8 +209,12 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
         reps = repeats if (n is not None and n < repeat_below) else 1
         for r in range(reps):
             sp = replace(base, train_per_class=n, split_seed=base.split_seed + r)
+            n_train = _n_train(dataset, sp, image_size, data_dir) if min_steps else 0
             for p in pipelines:
-                j = Job(dataset, p, r, dict((params or {}).get(p, {})), sp, image_size)
+                pp = dict((params or {}).get(p, {}))
+                if min_steps:
+                    pp = with_min_steps(get_spec(p).resolve_params(**pp), pp, n_train, min_steps)
+                j = Job(dataset, p, r, pp, sp, image_size)
                 jobs.append(j)
                 cell[j.identity()] = ("all" if n is None else str(n), r)
     log(f"data-efficiency: {len(jobs)} job(s) on {dataset}")
@@ -223,7 +250,7 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
     with tracker.run(exp_id, f"{dataset}/data-efficiency", tags) as run_id:
         tracker.log_params(run_id, {"pipelines": ",".join(pipelines),
                                     "per_class": ",".join("all" if n is None else str(n) for n in sizes),
-                                    "repeats": repeats, "repeat_below": repeat_below,
+                                    "repeats": repeats, "repeat_below": repeat_below, "min_steps": min_steps,
                                     **{f"split.{k}": v for k, v in base.as_params().items()}})
         m = {"crossover_status_code": {"never": 0, "crossover": 1, "deep-ahead-everywhere": 2}[cross["status"]]}
         if cross.get("estimate"):
