@@ -9,7 +9,8 @@ PORT    ?= 5000
 SUITE   ?= quick
 DB      := sqlite:///$(abspath $(RESULTS))/mlflow.db
 
-.PHONY: setup bench test report ui server lint clean distclean
+.PHONY: setup bench test report ui server lint clean distclean study-data-efficiency study-robustness \
+	study-stats study-gallery studies
 
 setup: $(STAMP)  ## create .venv and install cvbench (editable) with its test extra
 
@@ -41,6 +42,29 @@ server: setup  ## shared MLflow tracking server on http://$(HOST):$(PORT) (SERVE
 	@mkdir -p $(RESULTS)/server $(SERVER_ARTIFACTS)
 	$(VENV)/bin/mlflow server --backend-store-uri $(SERVER_DB) --serve-artifacts \
 	  --artifacts-destination $(SERVER_ARTIFACTS) --host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
+
+# Studies (python -m bench study ...): override DATASET, STUDY_CLASSICAL, STUDY_DEEP, PER_CLASS, MIN_STEPS.
+DATASET         ?= mnist5k
+STUDY_CLASSICAL ?= pixels-knn pixels-logreg
+STUDY_DEEP      ?= cnn-small lenet5
+PER_CLASS       ?= 5,10,20,50,100,200,all
+MIN_STEPS       ?= 240
+STUDY_PIPES     := $(foreach p,$(STUDY_CLASSICAL) $(STUDY_DEEP),-p $(p))
+
+study-data-efficiency: setup  ## accuracy vs images per class + deep/classical crossover (results/studies/)
+	$(PY) -m bench study data-efficiency -d $(DATASET) $(STUDY_PIPES) --per-class $(PER_CLASS) --min-steps $(MIN_STEPS)
+
+study-robustness: setup  ## trained pipelines on 14 corruptions x 5 severities: heatmap, mCA, relative drop
+	$(PY) -m bench study robustness -d $(DATASET) $(STUDY_PIPES)
+
+study-stats: setup  ## McNemar + bootstrap CIs, best classical vs best deep
+	$(PY) -m bench study stats -d $(DATASET)
+
+study-gallery: setup  ## HOG, SIFT, BoVW words, colour histograms, CNN filters/maps, Grad-CAM, confident mistakes
+	$(PY) -m bench study gallery -d $(DATASET) $(STUDY_PIPES)
+
+studies: study-data-efficiency study-robustness study-stats study-gallery  ## every study, then the report
+	$(PY) -m bench report
 
 lint: setup
 	$(VENV)/bin/ruff check bench pipelines tests
