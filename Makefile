@@ -48,11 +48,11 @@ DATASET         ?= mnist5k
 STUDY_CLASSICAL ?= pixels-knn pixels-logreg
 STUDY_DEEP      ?= cnn-small lenet5
 PER_CLASS       ?= 5,10,20,50,100,200,all
-MIN_STEPS       ?= 240
+MIN_STEPS       ?= 100
 STUDY_PIPES     := $(foreach p,$(STUDY_CLASSICAL) $(STUDY_DEEP),-p $(p))
 
 study-data-efficiency: setup  ## accuracy vs images per class + deep/classical crossover (results/studies/)
-	$(PY) -m bench study data-efficiency -d $(DATASET) $(STUDY_PIPES) --per-class $(PER_CLASS) --min-steps $(MIN_STEPS)
+	$(PY) -m bench study data-efficiency -d $(DATASET) $(STUDY_PIPES) --per-class $(PER_CLASS) --min-steps $(MIN_STEPS) --max-epochs 40
 
 study-robustness: setup  ## trained pipelines on 14 corruptions x 5 severities: heatmap, mCA, relative drop
 	$(PY) -m bench study robustness -d $(DATASET) $(STUDY_PIPES)
