@@ -148,6 +148,8 @@ def test_min_steps_only_raises_network_epochs():
     assert with_min_steps(cnn, {"lr": 0.1}, 1000, 240) == {"lr": 0.1, "epochs": 30}  # 8 steps per epoch
     assert with_min_steps(cnn, {}, 4000, 240) == {}  # 8 epochs x 32 steps already >= 240
     assert with_min_steps(get_spec("pixels-knn").resolve_params(), {}, 50, 240) == {}
+    assert with_min_steps(cnn, {}, 50, 240, max_epochs=40) == {"epochs": 40}
+    assert with_min_steps(cnn, {}, 50, 240, max_epochs=4) == {"epochs": 8}  # never below the own budget
 
 
 # -- nested subsets ------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def add_study_parser(sub: Any) -> None:
     de.add_argument("--repeat-below", type=int, default=100, help="repeat sizes below this (default 100)")
     de.add_argument("--min-steps", type=int, help="networks: raise epochs so every size gets at least N optimiser "
                     "steps (default: the pipelines' own epoch budgets)")
+    de.add_argument("--max-epochs", type=int, default=50, help="cap on the epochs --min-steps may ask for (default 50)")
     de.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
 
     rb = ss.add_parser("robustness", help="trained pipelines on corrupted test copies (no retraining)")
@@ -111,6 +112,7 @@ def run_study(a: argparse.Namespace) -> int:
             res = run_data_efficiency(ds, pipelines, sizes=sizes, repeats=a.repeats, repeat_below=a.repeat_below,
                                       split=split, image_size=image_size, params=params, tracker=tracker,
                                       force=a.force, data_dir=a.data_dir, out_dir=out, min_steps=a.min_steps,
+                                      max_epochs=a.max_epochs,
                                       log=lambda m: print(m, flush=True))
             if not res["summary"].empty:
                 print("\n" + (out / "summary.md").read_text())

@@ -166,20 +166,24 @@ def summary_markdown(dataset: str, summary: pd.DataFrame, crossover: dict[str, A
     return "\n".join(lines) + "\n"
 
 
-def with_min_steps(resolved: dict[str, Any], overrides: dict[str, Any], n_train: int, min_steps: int
-                   ) -> dict[str, Any]:
+def with_min_steps(resolved: dict[str, Any], overrides: dict[str, Any], n_train: int, min_steps: int,
+                   max_epochs: int | None = None) -> dict[str, Any]:
     """Raise ``epochs`` so a network takes at least ``min_steps`` optimiser steps on ``n_train`` images.
 
     With a fixed epoch budget a network trained on 5 images per class takes a handful of steps; equalising
     the number of steps is the fairer protocol for a data-efficiency curve. Pipelines without ``epochs`` and
-    ``batch_size`` parameters (classical ones) are unchanged.
+    ``batch_size`` parameters (classical ones) are unchanged. ``max_epochs`` caps the raise (each epoch has a
+    fixed cost — validation pass, logging — that dominates on tiny training sets).
     """
     if "epochs" not in resolved or "batch_size" not in resolved or n_train <= 0:
         return overrides
     per_epoch = math.ceil(n_train / int(resolved["batch_size"]))
     if int(resolved["epochs"]) * per_epoch >= min_steps:
         return overrides
-    return {**overrides, "epochs": math.ceil(min_steps / per_epoch)}
+    epochs = math.ceil(min_steps / per_epoch)
+    if max_epochs is not None:
+        epochs = min(epochs, max(max_epochs, int(resolved["epochs"])))
+    return {**overrides, "epochs": epochs}
 
 
 def _n_train(dataset: str, split: Any, image_size: int | None, data_dir: str | None) -> int:
@@ -194,7 +198,7 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                         image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
                         tracker: Any = None, force: bool = False, data_dir: str | None = None,
                         out_dir: str | Path | None = None, log: Callable[[str], None] = print,
-                        min_steps: int | None = None) -> dict[str, Any]:
+                        min_steps: int | None = None, max_epochs: int | None = None) -> dict[str, Any]:
     """Run every (pipeline, size, repeat) job through the runner; return runs, summary and crossover."""
     from bench.datasets import SplitOptions
     from bench.measure import environment_tags
@@ -213,7 +217,7 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
             for p in pipelines:
                 pp = dict((params or {}).get(p, {}))
                 if min_steps:
-                    pp = with_min_steps(get_spec(p).resolve_params(**pp), pp, n_train, min_steps)
+                    pp = with_min_steps(get_spec(p).resolve_params(**pp), pp, n_train, min_steps, max_epochs)
                 j = Job(dataset, p, r, pp, sp, image_size)
                 jobs.append(j)
                 cell[j.identity()] = ("all" if n is None else str(n), r)
@@ -251,6 +255,7 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
         tracker.log_params(run_id, {"pipelines": ",".join(pipelines),
                                     "per_class": ",".join("all" if n is None else str(n) for n in sizes),
                                     "repeats": repeats, "repeat_below": repeat_below, "min_steps": min_steps,
+                                    "max_epochs": max_epochs,
                                     **{f"split.{k}": v for k, v in base.as_params().items()}})
         m = {"crossover_status_code": {"never": 0, "crossover": 1, "deep-ahead-everywhere": 2}[cross["status"]]}
         if cross.get("estimate"):
