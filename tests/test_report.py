@@ -93,6 +93,7 @@ def _known_store(tmp_path_factory):
     r(tracker, "toy2", "mlp", "scratch", 0, 0.70, params={"width": 10})
     r(tracker, "toy2", "mlp", "scratch", 1, 0.72, params={"width": 10, "compile": False})
     r(tracker, "toy2", "mlp", "scratch", 0, 0.75, params={"width": 20, "compile": False})
+    r(tracker, "toy2", "mlp", "scratch", 0, 0.50, params={"width": 10}, split={"max_train": 50})  # own section
     return uri, old
 
 
@@ -146,7 +147,8 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
 
 def test_rows_split_on_changed_params_only(known_store):
     runs = load_runs(known_store[0], datasets=["toy2"])
-    lb = leaderboard(runs.used).set_index("pipeline")
+    assert sorted(runs.used["section"].unique()) == ["toy2", "toy2 (max_train=50)"]
+    lb = leaderboard(runs.used[runs.used["section"] == "toy2"]).set_index("pipeline")
     assert sorted(lb.index) == ["mlp [width=10]", "mlp [width=20]"]
     assert lb.loc["mlp [width=10]", "n"] == 2 and lb.loc["mlp [width=10]", "acc_mean"] == pytest.approx(0.71)
     assert "no classical pipeline has a finished run yet" in verdict("toy2", lb.reset_index()).sentence
@@ -219,13 +221,13 @@ def test_report_files_on_known_store(known_store, tmp_path):
     md = (out / "report.md").read_text()
     _assert_self_contained(html)
     images = _images(html)
-    # toy: fit time, throughput, epoch curves, confusion pair, per-class; toy2: the two cost plots. All decode.
-    assert len(images) == 7 and all(im.size[0] > 100 and im.size[1] > 100 for im in images)
+    # toy: fit time, throughput, epoch curves, confusion pair, per-class; two toy2 sections: the two cost plots.
+    assert len(images) == 9 and all(im.size[0] > 100 and im.size[1] > 100 for im in images)
     assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
         [f"toy_{n}.png" for n in ("acc_vs_fit_time", "acc_vs_throughput", "epochs", "confusion", "per_class")]
-        + ["toy2_acc_vs_fit_time.png", "toy2_acc_vs_throughput.png"])
+        + [f"toy2{s}_acc_vs_{n}.png" for s in ("", "_max_train_50") for n in ("fit_time", "throughput")])
     for text in (md, html):
-        assert "Runs used: 14 of the 19 job runs in the store" in text
+        assert "Runs used: 15 of the 20 job runs in the store" in text
         assert "1 failed, 1 stale code version, 1 study subset, 1 superseded, 1 unfinished" in text
         assert "92.00 ± 2.00 (n=3)" in text  # hog-svm
         assert "beats the best classical one, hog-svm, by 5.00 points" in text
@@ -239,7 +241,7 @@ def test_report_files_on_known_store(known_store, tmp_path):
     hog = csv[csv["pipeline"] == "hog-svm"].iloc[0]
     assert hog["acc_mean"] == pytest.approx(0.92) and hog["best_in_family"] and hog["pareto_fit_time"]
     assert "\\textbf{hog-svm}" in (out / "tables" / "leaderboard_toy.tex").read_text()
-    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 14
+    assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 15
 
 
 def test_report_on_empty_store_then_only_failed_runs(isolated_results, capsys):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import CODE_VERSION
+from bench.datasets import SplitOptions
 from bench.report.export import tidy_frame
 from bench.tracking import Tracker
 
@@ -134,13 +135,20 @@ def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version:
     excluded = excluded.sort_values("start_time").drop(columns="start_time").reset_index(drop=True)
     used = t[category == ""].copy()
 
-    # Sections: a dataset under one protocol; labels only name the protocol when a dataset has several.
+    # Sections: a dataset under one protocol, named by the split options that differ from the defaults or
+    # between the dataset's protocols (e.g. "mnist5k (train_per_class=50)").
+    defaults = SplitOptions().as_params()
     used["section"] = used["dataset"]
     for ds, g in used.groupby("dataset"):
         protos = sorted(g["protocol"].unique())
-        if len(protos) > 1:
-            labels = dict(zip(protos, _differing_label([json.loads(p) for p in protos])))
-            used.loc[g.index, "section"] = [f"{ds} ({labels[p]})" for p in g["protocol"]]
+        dicts = [json.loads(p) for p in protos]
+        differing = {k for k in {k for d in dicts for k in d}
+                     if len({json.dumps(d.get(k), default=str) for d in dicts}) > 1}
+        labels = {}
+        for p, d in zip(protos, dicts):
+            keys = [k for k in sorted(d) if k in differing or (k in defaults and d[k] != defaults[k])]
+            labels[p] = f"{ds} ({', '.join(f'{k}={d[k]}' for k in keys)})" if keys else ds
+        used.loc[g.index, "section"] = [labels[p] for p in g["protocol"]]
     # Row labels: the pipeline name, plus the differing parameters when one pipeline ran in several configs.
     used["label"] = used["pipeline"]
     for (_, pipe), g in used.groupby(["section", "pipeline"]):
