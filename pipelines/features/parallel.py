@@ -1,0 +1,58 @@
+"""Run a per-image extractor over a batch on all cores, in contiguous chunks.
+
+OpenCV (HOG, SIFT, ORB, resize, colour conversion) and scikit-image's LBP release the GIL inside their
+C/C++ loops, so threads scale without copying the batch into worker processes; ``bench/benchmarks/
+classical_extract.py`` measures the speed-up against a bare single-threaded OpenCV loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+
+def effective_n_jobs(n_jobs: int | None = None) -> int:
+    """``n_jobs`` as a positive worker count (``None``: ``CVBENCH_N_JOBS`` or -1; -1: every usable core).
+
+    The worker count never changes a feature's value, so it is not a transformer parameter (and not part
+    of any cache key).
+    """
+    if n_jobs is None:
+        n_jobs = int(os.environ.get("CVBENCH_N_JOBS", "-1"))
+    try:
+        n_cpu = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n_cpu = os.cpu_count() or 1
+    if n_jobs < 0:
+        return max(1, n_cpu + 1 + n_jobs)
+    return max(1, n_jobs)
+
+
+def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None, min_chunk: int = 256,
+               backend: str = "threading", with_offset: bool = False) -> list[Any]:
+    """``[fn(X[a:b]) for each chunk]`` in order, chunks spread over ``n_jobs`` workers.
+
+    ``with_offset`` calls ``fn(X[a:b], a)`` instead, for extractors that record image indices.
+
+    Each worker gets a few chunks (load balancing) and OpenCV's own thread pool is limited to one thread
+    meanwhile, so the two levels of parallelism do not oversubscribe the cores.
+    """
+    n = len(X)
+    workers = min(effective_n_jobs(n_jobs), max(1, n // min_chunk))
+    if workers <= 1:
+        return [fn(X, 0) if with_offset else fn(X)]
+    n_chunks = min(workers * 4, max(1, n // min_chunk))
+    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
+    prev = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return Parallel(n_jobs=workers, backend=backend)(
+            delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+    finally:
+        cv2.setNumThreads(prev)
