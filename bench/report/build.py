@@ -114,7 +114,10 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool) -> Table:
 def _ratio_text(r: float | None) -> str:
     if r is None or not np.isfinite(r):
         return "—"
-    return f"{num(r)}×" if r >= 1 or r == 0 else f"1/{num(1 / r)}"
+    def f(x: float) -> str:
+        return f"{x:,.0f}" if x >= 10 else f"{x:.1f}".removesuffix(".0")
+
+    return f"{f(r)}×" if r >= 1 or r == 0 else f"1/{f(1 / r)}"
 
 
 def verdict_table(verdicts: list[Verdict]) -> Table:

@@ -49,7 +49,7 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
         front = pareto_front(cost, ys)
         order = np.argsort(xs[front])
         fx, fy = xs[front][order], ys[front][order]
-        if len(fx):
+        if len(fx) > 1:
             ax.step(fx, fy, where="pre" if higher_x_is_better else "post", color="0.45", ls="--", lw=1,
                     zorder=1, label="Pareto front" + (f" ({hw})" if len(hws) > 1 else ""))
         for fam, colour in FAMILY_COLOURS.items():
@@ -89,7 +89,10 @@ def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title
     a1.set_yscale("log")
     a1.set_title("training loss", fontsize=10)
     a2.set_title("validation accuracy (%)", fontsize=10)
+    from matplotlib.ticker import MaxNLocator
+
     for a in (a1, a2):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.set_xlabel("epoch")
         a.grid(True, alpha=0.25)
     a2.legend(fontsize=8)

@@ -110,7 +110,8 @@ color:#1d1d1f;line-height:1.45}
 h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{margin-top:2.2em;border-bottom:1px solid #bbb}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0 1.2em}
 th,td{border:1px solid #d0d0d0;padding:3px 7px;text-align:left;white-space:nowrap}
-th{background:#f0f0f0}td.n{text-align:right}
+th{background:#f0f0f0;white-space:normal;vertical-align:bottom;max-width:9em}td.n{text-align:right}
+.tw{overflow-x:auto}
 tr.best td{font-weight:700;background:#fff7d6}
 blockquote{margin:1em 0;padding:.6em 1em;background:#eef5ff;border-left:4px solid #2b6cb0}
 .note{background:#fff3f0;border-left-color:#c0392b}
@@ -137,7 +138,7 @@ def html_table(t: Table) -> str:
         rows.append(f"<tr{cls}>" + "".join(f'<td class="n">{e(str(v))}</td>' if _NUMERIC.match(str(v))
                                             else f"<td>{e(str(v))}</td>" for v in row) + "</tr>")
     cap = f"<caption>{e(t.caption)}</caption>" if t.caption else ""
-    return (f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="tw"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
             f'<div class="files">CSV: tables/{e(t.name)}.csv · LaTeX: tables/{e(t.name)}.tex</div>')
 
 
