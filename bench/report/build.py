@@ -89,7 +89,8 @@ def empty_message(runs: RunSet) -> str:
 
 
 # -- tables ------------------------------------------------------------------------------------------------------
-def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool) -> Table:
+def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: dict[str, str] | None = None
+                      ) -> Table:
     def acc(r: pd.Series) -> str:
         std = f" ± {100 * r['acc_std']:.2f}" if np.isfinite(r["acc_std"]) else ""
         return f"{100 * r['acc_mean']:.2f}{std} (n={r['n']})"
@@ -106,7 +107,7 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool) -> Table:
         "model MB": lb["model_size_mb"].map(num), "peak mem MB": lb["peak_rss_mb"].map(num),
         "Pareto (fit time)": ["yes" if f else "" for f in front],
     })
-    data = lb.drop(columns=["run_ids"]).assign(dataset=section, pareto_fit_time=front)
+    data = lb.assign(dataset=section, pareto_fit_time=front, hardware_name=lb["hardware"].map(hw_names or {}))
     return Table(f"leaderboard_{slug(section)}", disp, data, bold=lb["best_in_family"].tolist(),
                  caption=f"Leaderboard, {section}: sorted by test accuracy; bold = best of its family.")
 
@@ -264,7 +265,7 @@ def _blocks(tracker: Tracker, runs: RunSet, sections: list[Section], tables: lis
                                     + "; ".join(f"{h} = {names.get(h, '?')}" for h in sorted(s.lb["hardware"].unique()))
                                     + "); they are kept in separate rows and timings are never averaged across "
                                       "machines."))
-        lt = leaderboard_table(s.name, s.lb, multi)
+        lt = leaderboard_table(s.name, s.lb, multi, dict(zip(runs.hardware["id"], runs.hardware["hardware"])))
         tables.append(lt)
         blocks += [B("table", table=lt), B("verdict", s.verdict.sentence)]
         blocks += [B("p", n) for n in s.notes]
