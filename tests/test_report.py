@@ -249,6 +249,8 @@ def test_report_on_empty_store_then_only_failed_runs(isolated_results, capsys):
     out = capsys.readouterr().out
     assert "No runs in the tracking store yet" in out and "make bench" in out
     assert not (isolated_results / "report").exists()
+    assert main(["report", "--dataset", "nosuchset"]) == 0
+    assert "No runs for dataset(s) nosuchset in the tracking store" in capsys.readouterr().out
 
     from bench.tracking import Tracker
 

@@ -50,11 +50,12 @@ class ReportResult:
     runs: RunSet
     sections: list[Section]
     files: list[Path] = field(default_factory=list)
+    datasets: list[str] | None = None
 
     @property
     def message(self) -> str:
         if self.out is None:
-            return empty_message(self.runs)
+            return empty_message(self.runs, self.datasets)
         excl = self.runs.exclusion_counts()
         tail = f"; excluded {_counts_text(excl)}" if excl else ""
         return (f"report: {len(self.runs.used)} run(s) over {len(self.sections)} dataset section(s){tail}\n"
@@ -80,7 +81,10 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
-def empty_message(runs: RunSet) -> str:
+def empty_message(runs: RunSet, datasets: list[str] | None = None) -> str:
+    if runs.n_total == 0 and datasets:
+        return (f"No runs for dataset(s) {', '.join(datasets)} in the tracking store: check the name "
+                "(`python -m bench export` lists what is there) or run them first.")
     if runs.n_total == 0:
         return ("No runs in the tracking store yet, so there is nothing to report: run `make bench` "
                 "(or `python -m bench run --suite quick`) first.")
@@ -305,7 +309,7 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
     tracker = tracker or Tracker()
     runs = load_runs(tracker, datasets)
     if runs.used.empty:
-        return ReportResult(None, runs, [])
+        return ReportResult(None, runs, [], datasets=datasets)
     sections = [build_section(tracker, name, g) for name, g in runs.used.groupby("section", sort=True)]
     tables: list[Table] = []
     blocks = _blocks(tracker, runs, sections, tables)
