@@ -173,7 +173,7 @@ def test_nested_subsets_are_nested_and_seeded():
 # -- end to end ----------------------------------------------------------------------------------------------
 def test_data_efficiency_study_end_to_end(tracker, isolated_results):
     from bench.studies.data_efficiency import run_data_efficiency
-    from bench.studies.results import data_efficiency_result, decode_ok, study_sections
+    from bench.studies.results import data_efficiency_result, decode_ok, report_blocks
     from bench.studies.statistics import best_pair_comparison, compare_runs, load_predictions
 
     res = run_data_efficiency("digits", ["pixels-knn", "cnn-small"], sizes=[5, None], repeats=2,
@@ -206,8 +206,13 @@ def test_data_efficiency_study_end_to_end(tracker, isolated_results):
     assert cmp_["p_value"] == pytest.approx(manual.p_value) and cmp_["a_only"] == manual.a_only
     assert cmp_["acc_a"] == pytest.approx(jobs.loc[cmp_["run_a"], "metrics.test_accuracy"])
     assert compare_runs(tracker, cmp_["run_a"], cmp_["run_b"])["p_value"] == pytest.approx(manual.p_value)
-    md = study_sections(tracker, ["digits"], isolated_results / "report")
-    assert "Data efficiency — digits" in md and "Significance — digits" in md
+    blocks, tables, figures = report_blocks(tracker, ["digits"])
+    heads = [b.text for b in blocks if b.kind in ("h2", "h3")]
+    assert heads == ["Studies — digits", "Data efficiency — digits", "Significance — digits"]
+    sig = next(t for t in tables if t.name == "study_significance_digits")
+    assert sig.data["p_value"].iloc[0] == pytest.approx(manual.p_value)
+    assert sig.bold == [not manual.significant]  # not-significant differences are marked
+    assert all(decode_ok(f.png) for f in figures) and len(figures) == 1
     # rerunning resumes: every job is skipped, the curve is the same
     again = run_data_efficiency("digits", ["pixels-knn", "cnn-small"], sizes=[5, None], repeats=2,
                                 repeat_below=10, params={"cnn-small": {"epochs": 3}}, tracker=tracker,
@@ -239,6 +244,13 @@ def test_robustness_study_via_cli(tracker, isolated_results, capsys):
     [r] = run_grid([Job("digits", "pixels-logreg")], tracker=tracker, log=lambda m: None)
     assert r.metrics["test_accuracy"] == pytest.approx(acc[("clean", 0)])
     assert (isolated_results / "rob" / "digits" / "robustness_heatmap.png").exists()
+    from bench.studies.results import decode_ok, report_blocks
+
+    blocks, tables, figures = report_blocks(tracker, ["digits"])
+    [t] = [t for t in tables if t.name == "study_robustness_digits"]
+    row = t.data.set_index("pipeline").loc["pixels-logreg"]
+    assert row["mCA"] == pytest.approx((1 - row["relative_drop"]) * acc[("clean", 0)])
+    assert [f.name for f in figures] == ["study_robustness_digits"] and decode_ok(figures[0].png)
     assert main(argv) == 0  # second time: skipped, nothing refitted
     assert "skip" in capsys.readouterr().out
 

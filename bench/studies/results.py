@@ -125,37 +125,108 @@ def data_efficiency_result(tracker: Any, dataset: str) -> dict[str, Any] | None:
 
 
 # -- everything, for the report -----------------------------------------------------------------------------
-def study_sections(tracker: Any, datasets: list[str], out_dir: Path) -> str:
-    """Markdown for every study found in the store for ``datasets``; images are written into ``out_dir``."""
-    from bench.studies.statistics import best_pair_comparison, format_comparison
+def gallery_images(tracker: Any, dataset: str) -> dict[str, bytes]:
+    """PNG panels of the latest gallery run of ``dataset`` (name → bytes)."""
+    df = _study_runs(tracker, "gallery", dataset)
+    if df.empty:
+        return {}
+    run_id = df.iloc[-1]["run_id"]
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(tracker.download_artifact(run_id, "gallery", d))
+        return {p.stem: p.read_bytes() for p in sorted(root.glob("*.png"))}
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts: list[str] = []
+
+def report_blocks(tracker: Any, datasets: list[str]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The report's "Studies" part: (blocks, tables, figures) in :mod:`bench.report.render` types.
+
+    Per dataset, whatever the store holds: the data-efficiency curve and crossover, the robustness table and
+    heatmap (mCA, relative drop), the significance of best classical vs best deep (marked when NOT
+    significant), and the gallery panels.
+    """
+    from bench.report.render import Block, Figure, Table, slug
+    from bench.studies.statistics import best_pair_comparison
+
+    blocks: list[Any] = []
+    tables: list[Any] = []
+    figures: list[Any] = []
+
+    def fig(name: str, png: bytes, caption: str) -> None:
+        f = Figure(name, png, caption)
+        figures.append(f)
+        blocks.append(Block("figure", figure=f))
+
+    def pct(x: Any) -> str:
+        return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * float(x):.1f}"
+
     for ds in datasets:
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in ds)[-60:]
+        part: list[Any] = []
+        n0 = len(blocks)
         de = data_efficiency_result(tracker, ds)
         if de:
-            (out_dir / f"data_efficiency_{safe}.png").write_bytes(de["png"])
-            parts.append(de["markdown"] + f"\n![data efficiency {ds}](data_efficiency_{safe}.png)\n")
+            s = de["summary"]
+            labels = list(dict.fromkeys(s.sort_values("n_per_class")["per_class"].astype(str)))
+            disp = s.assign(per_class=s["per_class"].astype(str)).pivot_table(
+                index=["pipeline", "family"], columns="per_class", values="mean", aggfunc="first")[labels]
+            sd = s.assign(per_class=s["per_class"].astype(str)).pivot_table(
+                index=["pipeline", "family"], columns="per_class", values="std", aggfunc="first")[labels]
+            cells = disp.copy().astype(object)
+            for c in labels:
+                cells[c] = [pct(m) + (f" ± {100 * v:.1f}" if v and v > 0 else "") for m, v in zip(disp[c], sd[c])]
+            t = Table(f"study_data_efficiency_{slug(ds)}", cells.reset_index(), s,
+                      caption=f"Data efficiency, {ds}: test accuracy (%) by training images per class (± std over "
+                              "seeded subsets).")
+            tables.append(t)
+            blocks += [Block("h3", f"Data efficiency — {ds}"), Block("verdict", f"Crossover: {de['crossover']['text']}."),
+                       Block("table", table=t)]
+            fig(f"study_data_efficiency_{slug(ds)}", de["png"], f"{ds}: accuracy vs training images per class (log x)")
         rob = robustness_frame(tracker, ds)
         if not rob.empty:
-            table = robustness_table(rob)
-            (out_dir / f"robustness_{safe}.png").write_bytes(heatmap_png(table, f"{ds}: accuracy under corruption"))
-            parts.append(robustness_markdown(table, ds) + f"\n![robustness {ds}](robustness_{safe}.png)\n")
+            rt = robustness_table(rob)
+            disp = rt.reset_index()
+            for c in disp.columns[2:]:
+                disp[c] = disp[c].map(pct)
+            disp = disp.rename(columns={"relative_drop": "rel. drop %", "clean": "clean %", "mCA": "mCA %"})
+            t = Table(f"study_robustness_{slug(ds)}", disp, rt.reset_index(),
+                      caption=f"Robustness, {ds}: accuracy (%) per corruption (mean of severities 1–5), mean "
+                              "corruption accuracy (mCA) and relative drop = 1 − mCA/clean. No retraining.")
+            tables.append(t)
+            best = rt["mCA"].idxmax()
+            blocks += [Block("h3", f"Robustness — {ds}"),
+                       Block("verdict", f"Most robust: {best} (mCA {pct(rt.loc[best, 'mCA'])}%, relative drop "
+                                        f"{pct(rt.loc[best, 'relative_drop'])}%)."),
+                       Block("table", table=t)]
+            fig(f"study_robustness_{slug(ds)}", heatmap_png(rt, f"{ds}: accuracy under corruption (%)"),
+                f"{ds}: pipelines × corruptions heatmap (mean accuracy over 5 severities)")
         try:
             cmp_ = best_pair_comparison(tracker, ds)
-        except Exception as e:  # missing artifacts of old runs must not break the report
+        except Exception as e:  # e.g. runs from before predictions were stored
             cmp_ = None
-            parts.append(f"_significance for {ds} unavailable: {type(e).__name__}: {e}_\n")
+            blocks.append(Block("note", f"significance for {ds} unavailable ({type(e).__name__}: {e})"))
         if cmp_:
-            mark = "" if cmp_["significant"] else " **(difference not significant)**"
-            parts.append(f"### Significance — {ds}\n\n{format_comparison(cmp_)}{mark}\n\n"
-                         f"Mean ± std over seeds: {cmp_['a']} {cmp_['seeds_a']}; {cmp_['b']} {cmp_['seeds_b']}.\n")
-        gal = Path(str(out_dir)).parent / "gallery" / safe
-        if gal.is_dir() and any(gal.glob("*.png")):
-            imgs = "\n".join(f"![{p.stem}](../gallery/{safe}/{p.name})" for p in sorted(gal.glob("*.png")))
-            parts.append(f"### Gallery — {ds}\n\n{imgs}\n")
-    return "\n".join(parts) if parts else "_No study results yet (run `python -m bench study ...`)._\n"
+            row = {"A (classical)": cmp_["a"], "acc A % [95% CI]": f"{pct(cmp_['acc_a'])} [{pct(cmp_['ci_a'][0])}, "
+                   f"{pct(cmp_['ci_a'][1])}]", "B (deep)": cmp_["b"],
+                   "acc B % [95% CI]": f"{pct(cmp_['acc_b'])} [{pct(cmp_['ci_b'][0])}, {pct(cmp_['ci_b'][1])}]",
+                   "A−B CI (points)": f"[{100 * cmp_['diff_ci'][0]:+.1f}, {100 * cmp_['diff_ci'][1]:+.1f}]",
+                   "discordant A/B": f"{cmp_['a_only']}/{cmp_['b_only']}", "McNemar p": f"{cmp_['p_value']:.3g}",
+                   "method": cmp_["method"], "significant": "yes" if cmp_["significant"] else "NO (not significant)",
+                   "seeds A": cmp_["seeds_a"], "seeds B": cmp_["seeds_b"]}
+            data = pd.DataFrame([{k: v for k, v in cmp_.items() if not isinstance(v, tuple)}])
+            t = Table(f"study_significance_{slug(ds)}", pd.DataFrame([row]), data, bold=[not cmp_["significant"]],
+                      caption=f"Significance, {ds}: best classical vs best deep on the same {cmp_['n_test']} test "
+                              f"images (seed {cmp_['seed']}); McNemar exact below 25 discordant pairs, else χ² with "
+                              "continuity correction; percentile bootstrap CIs. Bold = NOT significant at 0.05.")
+            tables.append(t)
+            blocks += [Block("h3", f"Significance — {ds}"), Block("table", table=t)]
+        gal = gallery_images(tracker, ds)
+        if gal:
+            blocks.append(Block("h3", f"Gallery — {ds}"))
+            for name, png in gal.items():
+                fig(f"study_gallery_{slug(ds)}_{slug(name)}", png, f"{ds}: {name.replace('_', ' ')}")
+        if len(blocks) > n0:
+            part = blocks[n0:]
+            del blocks[n0:]
+            blocks += [Block("h2", f"Studies — {ds}", anchor=f"studies-{slug(ds)}")] + part
+    return blocks, tables, figures
 
 
 def decode_ok(png: bytes) -> bool:
