@@ -52,10 +52,10 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
         if len(fx) > 1:
             ax.step(fx, fy, where="pre" if higher_x_is_better else "post", color="0.45", ls="--", lw=1,
                     zorder=1, label="Pareto front" + (f" ({hw})" if len(hws) > 1 else ""))
-        for fam, colour in FAMILY_COLOURS.items():
+        fams = [f for f in FAMILY_COLOURS if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_COLOURS))
+        for fam in fams:
+            colour = FAMILY_COLOURS.get(fam, "0.5")
             m = (g["family"] == fam).to_numpy()
-            if not m.any():
-                continue
             err = 100 * g["acc_std"].astype(float).fillna(0).to_numpy()[m]
             ax.errorbar(xs[m], ys[m], yerr=err, fmt=HW_MARKERS[hi % len(HW_MARKERS)], color=colour, ms=7,
                         capsize=3, mec="black", mew=0.6 * front[m].any(), zorder=3,
