@@ -9,10 +9,12 @@ every corruption × severity (:mod:`.corruptions`). One tracked run per (dataset
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,21 @@ from bench.studies.corruptions import CORRUPTIONS, SEVERITIES, corrupt, nuisance
 
 STUDY = "robustness"
 STUDY_VERSION = "1"  # bump when corruptions change
+
+
+@contextlib.contextmanager
+def no_feature_cache() -> Iterator[None]:
+    """Disable the on-disk feature cache: corrupted test copies are used once, caching them only fills the disk."""
+    from pipelines import cache
+
+    old, env = cache.get_cache_dir(), os.environ.pop("CVBENCH_FEATURE_CACHE", None)
+    cache.set_cache_dir(None)
+    try:
+        yield
+    finally:
+        cache.set_cache_dir(old)
+        if env is not None:
+            os.environ["CVBENCH_FEATURE_CACHE"] = env
 
 
 def study_identity(job_identity: str, corruptions: Sequence[str], severities: Sequence[int], seed: int) -> str:
@@ -102,7 +119,8 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
                 for s in severities:
                     if (c, s) not in corrupted:
                         corrupted[(c, s)] = corrupt(data.X_test, c, s, seed)
-                    p = np.asarray(est.predict(corrupted[(c, s)]))
+                    with no_feature_cache():
+                        p = np.asarray(est.predict(corrupted[(c, s)]))
                     preds[f"{c}@{s}"] = p
                     acc_rows.append({"corruption": c, "nuisance": nuisance_family(c), "severity": s,
                                      "accuracy": float(np.mean(p == data.y_test))})
