@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.studies.corruptions import CORRUPTIONS
-
 
 def _study_runs(tracker: Any, study: str, dataset: str | None = None) -> pd.DataFrame:
     df = tracker.runs_frame(experiment_names=[dataset] if dataset else None, include_parents=True)
@@ -46,6 +44,8 @@ def robustness_frame(tracker: Any, dataset: str) -> pd.DataFrame:
 
 def robustness_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per pipeline: clean accuracy, mCA, relative drop, and mean accuracy per corruption (over severities)."""
+    from bench.studies.corruptions import CORRUPTIONS
+
     clean = df[df["corruption"] == "clean"].set_index("pipeline")["accuracy"]
     cor = df[df["corruption"] != "clean"]
     per = cor.groupby(["pipeline", "corruption"])["accuracy"].mean().unstack("corruption")
