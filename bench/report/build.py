@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,11 @@ def _blocks(tracker: Tracker, runs: RunSet, sections: list[Section], tables: lis
     return blocks
 
 
+def _natural(name: str) -> list[Any]:
+    """Sort key putting "x (n=5)" before "x (n=50)" before "x (n=100)"."""
+    return [(0, int(tok), "") if tok.isdigit() else (1, 0, tok) for tok in re.split(r"(\d+)", name)]
+
+
 def build_report(tracker: Tracker | None = None, datasets: list[str] | None = None,
                  out: str | Path | None = None) -> ReportResult:
     """Write the report to ``out`` (default ``<results>/report``); writes nothing when no run is usable."""
@@ -310,7 +316,8 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
     runs = load_runs(tracker, datasets)
     if runs.used.empty:
         return ReportResult(None, runs, [], datasets=datasets)
-    sections = [build_section(tracker, name, g) for name, g in runs.used.groupby("section", sort=True)]
+    groups = sorted(runs.used.groupby("section"), key=lambda kv: _natural(kv[0]))
+    sections = [build_section(tracker, name, g) for name, g in groups]
     tables: list[Table] = []
     blocks = _blocks(tracker, runs, sections, tables)
     out = Path(out) if out else results_dir() / "report"
