@@ -30,6 +30,12 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _tick(v: float) -> str:
+    if v >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:g}"
+
+
 def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is_better: bool = False
                   ) -> bytes | None:
     """Test accuracy (mean ± std over seeds) against a cost on a log axis, families coloured, Pareto front drawn.
@@ -58,12 +64,20 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
             m = (g["family"] == fam).to_numpy()
             err = 100 * g["acc_std"].astype(float).fillna(0).to_numpy()[m]
             ax.errorbar(xs[m], ys[m], yerr=err, fmt=HW_MARKERS[hi % len(HW_MARKERS)], color=colour, ms=7,
-                        capsize=3, mec="black", mew=0.6 * front[m].any(), zorder=3,
+                        capsize=3, mec="black", mew=0.6, zorder=3,
                         label=fam + (f" ({hw})" if len(hws) > 1 else ""))
         for xi, yi, name, on in zip(xs, ys, g["pipeline"], front):
             ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8,
                         fontweight="bold" if on else "normal")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     ax.set_xscale("log")
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the extreme points
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo, hi * 10 ** (0.12 * np.log10(hi / lo)))  # more room on the right, where labels extend
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
