@@ -12,16 +12,16 @@ name       model                                                               g
 knn        k-nearest neighbours, Euclidean (brute force, all cores)            k ∈ {1, 3, 5, 7, 9}
 logreg     standardise → multinomial logistic regression (lbfgs)              C ∈ {0.01, 0.1, 1} (*)
 ridge      standardise → ``RidgeClassifier`` (linear regression on ±1 codes)   alpha ∈ {1, 10, 100, 1000} (*)
-linsvm     standardise → ``LinearSVC`` (squared hinge, one-vs-rest)            C ∈ {0.001, 0.01, 0.1, 1} (*)
+linsvm     standardise → ``LinearSVC`` (squared hinge, one-vs-rest)            C ∈ {0.001, 0.01, 0.1} (*)
 rbfsvm     :class:`KernelSVM`: exact ``SVC`` up to ``exact_max_n`` training    C ∈ {1, 10},
            images, else Nyström features + ``LinearSVC`` (never quadratic);    gamma_scale ∈ {1, 2, 4}
            histogram features first go through the additive χ² map
-chi2svm    additive χ² feature map (``AdditiveChi2Sampler``) → ``LinearSVC``   C ∈ {0.1, 1, 10, 100}
+chi2svm    additive χ² feature map (``AdditiveChi2Sampler``) → ``LinearSVC``   C ∈ {0.1, 1, 10}
            (histogram features only: colour, LBP, bag of words)
 =========  ==================================================================  ==========================
 
 (*) without standardisation (bag-of-words features): C ∈ {0.1, 1, 10}, alpha ∈ {0.1, 1, 10, 100},
-C ∈ {0.01, 0.1, 1, 10}.
+C ∈ {0.01, 0.1, 1}.
 
 ``gamma_scale`` multiplies scikit-learn's ``gamma="scale"`` (``1 / (n_features · Var(X))``), so one grid
 fits every feature type. Expensive grids (SVMs, logistic regression) are searched on a seeded stratified
@@ -91,7 +91,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             self.model_ = make_pipeline(
                 Nystroem(kernel="rbf", gamma=self.gamma_, n_components=min(self.n_components, len(Z)),
                          random_state=self.seed),
-                LinearSVC(C=self.C, random_state=self.seed)).fit(Z, y)
+                LinearSVC(C=self.C, dual=True, max_iter=1000, random_state=self.seed)).fit(Z, y)
         self.classes_ = self.model_.classes_
         return self
 
@@ -109,7 +109,7 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
     vectors (Hellinger bag-of-words, whose rare words standardisation would blow up); their C / alpha grids
     move up by a decade accordingly.
     """
-    lin_c = [0.001, 0.01, 0.1, 1.0] if standardise else [0.01, 0.1, 1.0, 10.0]
+    lin_c = [0.001, 0.01, 0.1] if standardise else [0.01, 0.1, 1.0]
 
     def scaled(est: Any) -> Any:
         return make_pipeline(StandardScaler(), est) if standardise else make_pipeline(est)
@@ -125,7 +125,9 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
         est = scaled(RidgeClassifier(alpha=params.get("alpha", 10.0)))
         grid = {"ridgeclassifier__alpha": [1.0, 10.0, 100.0, 1000.0] if standardise else [0.1, 1.0, 10.0, 100.0]}
     elif name == "linsvm":
-        est = scaled(LinearSVC(C=params.get("C", 0.01), random_state=seed, max_iter=params.get("max_iter", 2000)))
+        # liblinear's dual coordinate descent: measured 2-3x faster than the primal solver on HOG/pixels
+        est = scaled(LinearSVC(C=params.get("C", 0.01), dual=True, random_state=seed,
+                               max_iter=params.get("max_iter", 1000)))
         grid = {"linearsvc__C": lin_c}
     elif name == "rbfsvm":
         est = KernelSVM(C=params.get("C", 10.0), gamma_scale=params.get("gamma_scale", 1.0), chi2_map=histogram,
@@ -134,8 +136,9 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
         grid = {"C": [1.0, 10.0], "gamma_scale": [1.0, 2.0, 4.0]}
     elif name == "chi2svm":
         est = make_pipeline(AdditiveChi2Sampler(sample_steps=2),
-                            LinearSVC(C=params.get("C", 1.0), random_state=seed, max_iter=params.get("max_iter", 2000)))
-        grid = {"linearsvc__C": [0.1, 1.0, 10.0, 100.0]}
+                            LinearSVC(C=params.get("C", 1.0), dual=True, random_state=seed,
+                                      max_iter=params.get("max_iter", 1000)))
+        grid = {"linearsvc__C": [0.1, 1.0, 10.0]}
     else:
         raise ValueError(f"unknown classifier {name!r}; choose from {CLASSIFIERS}")
     return est, (grid if tune else None)
