@@ -1,0 +1,84 @@
+"""Every classical classifier reaches a stated accuracy on ``digits``; tuning uses the validation split only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from pipelines.classifiers import KernelSVM, TunedFeatureClassifier, make_classifier
+from pipelines.features.hog import HOGFeatures
+from pipelines.features.pixels import PixelFeatures
+
+# (classifier, features, minimum test accuracy on digits' 360 test images)
+TARGETS = [
+    ("knn", PixelFeatures, 0.97),
+    ("logreg", PixelFeatures, 0.92),
+    ("ridge", PixelFeatures, 0.90),
+    ("linsvm", PixelFeatures, 0.93),
+    ("rbfsvm", PixelFeatures, 0.97),
+    ("chi2svm", HOGFeatures, 0.90),  # HOG is a non-negative histogram feature
+]
+
+
+def _fit(d, name, feats, **kw):
+    clf, grid = make_classifier(name, seed=0, histogram=(name == "chi2svm"))
+    est = TunedFeatureClassifier(feats(), clf, grid, **kw)
+    return est.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+
+
+@pytest.mark.parametrize("name,feats,target", TARGETS, ids=[t[0] for t in TARGETS])
+def test_classifier_accuracy_on_digits(digits_split, name, feats, target):
+    d = digits_split
+    est = _fit(d, name, feats)
+    acc = float(np.mean(est.predict(d.X_test) == d.y_test))
+    assert acc >= target, f"{name}: {acc:.3f} < {target}"
+    info = est.fit_info_
+    assert info["chosen_params"] and len(info["tuning"]) >= 3
+    assert all(0 <= t["val_accuracy"] <= 1 for t in info["tuning"])
+    # the chosen values are the best on the VALIDATION split (first best in grid order)
+    best = max(t["val_accuracy"] for t in info["tuning"])
+    first_best = next(t["params"] for t in info["tuning"] if t["val_accuracy"] == best)
+    assert info["chosen_params"] == first_best
+
+
+def test_knn_grid_shortcut_matches_sklearn(digits_split):
+    d = digits_split
+    est = _fit(d, "knn", PixelFeatures)
+    F, Fv = PixelFeatures().transform(d.X_train), PixelFeatures().transform(d.X_val)
+    for t in est.fit_info_["tuning"]:
+        k = t["params"]["n_neighbors"]
+        ref = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(F, d.y_train).predict(Fv)
+        assert t["val_accuracy"] == pytest.approx(np.mean(ref == d.y_val))
+
+
+def test_kernel_svm_switches_to_nystroem_above_threshold(digits_split):
+    d = digits_split
+    F, Ft = PixelFeatures().transform(d.X_train), PixelFeatures().transform(d.X_test)
+    exact = KernelSVM(C=10, gamma_scale=2, exact_max_n=10_000).fit(F, d.y_train)
+    approx = KernelSVM(C=10, gamma_scale=2, exact_max_n=500, n_components=600).fit(F, d.y_train)
+    assert exact.mode_ == "exact" and approx.mode_ == "nystroem"
+    assert np.mean(approx.predict(Ft) == d.y_test) >= 0.95
+    assert np.mean(exact.predict(Ft) == d.y_test) >= 0.97
+    # size_hint: a grid searched on a subset uses the model the full training set will get
+    assert KernelSVM(exact_max_n=500, n_components=100, size_hint=5000).fit(F[:300], d.y_train[:300]).mode_ \
+        == "nystroem"
+
+
+def test_tuning_on_a_subset_then_refit_on_everything(digits_split):
+    d = digits_split
+    est = _fit(d, "linsvm", PixelFeatures, tune_max_train=300)
+    assert est.fit_info_["tune_n_train"] == 300
+    chosen = est.fit_info_["chosen_params"]
+    clf, _ = make_classifier("linsvm", seed=0)
+    ref = clf.set_params(**chosen).fit(PixelFeatures().transform(d.X_train), d.y_train)
+    Ft = PixelFeatures().transform(d.X_test)
+    np.testing.assert_array_equal(est.classifier_.predict(Ft), ref.predict(Ft))  # refitted on all training data
+    again = _fit(d, "linsvm", PixelFeatures, tune_max_train=300)
+    assert again.fit_info_["chosen_params"] == chosen  # seeded: same subset, same choice
+    np.testing.assert_array_equal(again.predict(d.X_test), est.predict(d.X_test))
+
+
+def test_unknown_classifier_names_the_choices():
+    with pytest.raises(ValueError, match="linsvm"):
+        make_classifier("svm-ish")
