@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -66,8 +67,11 @@ def run_job(task: Task, ctx: Context) -> JobResult:
     from pipelines.cache import set_cache_dir
 
     t0 = time.perf_counter()
-    old = {k: os.environ.get(k) for k in ctx.env}
-    os.environ.update(ctx.env)
+    env = dict(ctx.env)
+    if ctx.threads:  # the job's CPU share also caps joblib workers (feature extraction, k-NN)
+        env.update(CVBENCH_N_JOBS=str(ctx.threads), LOKY_MAX_CPU_COUNT=str(ctx.threads))
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     limits = contextlib.ExitStack()
     try:
         # Worker processes are reused across tasks: set the feature cache for this task explicitly.
@@ -78,10 +82,17 @@ def run_job(task: Task, ctx: Context) -> JobResult:
 
             limits.enter_context(threadpool_limits(ctx.threads))
             torch.set_num_threads(ctx.threads)
+            with contextlib.suppress(ImportError):
+                import cv2
+
+                cv2.setNumThreads(ctx.threads)
         load_kw = dict(ctx.load_kw)
         load_kw.setdefault("cache_dir", dataset_cache_dir())
-        return execute(task.job, _tracker(ctx.tracking_uri), task.experiment_id, task.parent_id,
-                       load_kw=load_kw)
+        tracker = _tracker(ctx.tracking_uri)
+        res = execute(task.job, tracker, task.experiment_id, task.parent_id, load_kw=load_kw)
+        with contextlib.suppress(Exception):  # which machine and process ran it (the run is already FINISHED)
+            tracker.set_tags(res.run_id, {"cvbench.worker": f"{socket.gethostname()}:{os.getpid()}"})
+        return res
     except Exception as e:
         res = JobResult(task.job, "FAILED", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
         if isinstance(e, UserError):
@@ -194,7 +205,8 @@ class LocalExecutor(Executor):
     def _submit(self, task: Task, ctx: Context) -> Any:
         if self._pool is None:
             self.start()
-        return self._pool.submit(run_job, task, ctx)
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)  # no oversubscription: cores shared by the pool
+        return self._pool.submit(run_job, task, Context(ctx.tracking_uri, ctx.load_kw, ctx.env, threads))
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
         from concurrent.futures import FIRST_COMPLETED, wait

@@ -20,6 +20,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,7 @@ def prepare_streamed(spec: str, opts: SplitOptions | None = None, *, budget_mb: 
     """The split contract over the memory-mapped decoded cache: same indices and split hash as
     :func:`bench.datasets.prepare`, images as read-only ``np.memmap`` written chunk-wise per split."""
     opts = opts or SplitOptions()
+    t0 = time.perf_counter()
     ds = load_dataset(spec, data_dir=data_dir, image_size=image_size, cache_dir=cache_dir, mmap=True)
     sp = make_split(ds.y_train, ds.y_test, opts, ds.class_names)
     Xt, yt = (ds.X_train, ds.y_train) if sp.test_from_pool else (ds.X_test, ds.y_test)
@@ -175,7 +177,8 @@ def prepare_streamed(spec: str, opts: SplitOptions | None = None, *, budget_mb: 
             raise
     X = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in ("X_train", "X_val", "X_test")}
     meta = dict(ds.meta)
-    meta.update(n_classes=ds.n_classes, split_hash=split_hash, streamed=True, memory_budget_mb=budget_mb,
+    meta.update(load_time_s=time.perf_counter() - t0, n_classes=ds.n_classes, split_hash=split_hash,
+                streamed=True, memory_budget_mb=budget_mb,
                 chunk_rows=rows, decoded_mb=decoded_mb(ds))
     return SplitData(X["X_train"], ds.y_train[sp.train], X["X_val"], ds.y_train[sp.val], X["X_test"],
                      yt[sp.test], ds.class_names, sp, meta)
