@@ -44,13 +44,13 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
     """
     n = len(X)
     workers = min(effective_n_jobs(n_jobs), max(1, n // min_chunk))
-    if workers <= 1:
-        return [fn(X, 0) if with_offset else fn(X)]
-    n_chunks = min(workers * 4, max(1, n // min_chunk))
-    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
     prev = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(1)  # OpenCV's own pool only adds overhead on small images; we parallelise over images
     try:
+        if workers <= 1:
+            return [fn(X, 0) if with_offset else fn(X)]
+        n_chunks = min(workers * 4, max(1, n // min_chunk))
+        bounds = np.linspace(0, n, n_chunks + 1).astype(int)
         return Parallel(n_jobs=workers, backend=backend)(
             delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b])
             for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
