@@ -130,7 +130,7 @@ def test_crossover_detector_on_synthetic_curves():
     assert find_crossover(sizes, [0.8] * 4, [0.5, 0.6, 0.7, 0.79])["status"] == "never"
     assert find_crossover(sizes, [0.8] * 4, [0.5, 0.9, 0.7, 0.7])["status"] == "never"  # not sustained
     r = find_crossover(sizes, [0.8] * 4, [0.7, 0.9, 0.75, 0.85])  # ahead at 10, behind at 20, ahead for good at 50
-    assert r["status"] == "crossover" and r["at"] == 50
+    assert r["status"] == "crossover" and r["at"] == 50 and r["first_lead"] == 10 and "already led at 10" in r["text"]
     assert find_crossover(sizes, [0.5] * 4, [0.6] * 4)["status"] == "deep-ahead-everywhere"
     assert find_crossover(sizes, [0.8] * 4, [0.8] * 4)["status"] == "never"  # a tie is not overtaking
     # unsorted input and the numeric size of "all"

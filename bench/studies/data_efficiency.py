@@ -73,9 +73,13 @@ def find_crossover(sizes: Sequence[float], classical: Sequence[float], deep: Seq
     d0, d1 = d[k - 1], d[k]
     t = d0 / (d0 - d1) if d1 != d0 else 1.0
     est = math.exp(math.log(s[k - 1]) + t * (math.log(s[k]) - math.log(s[k - 1])))
+    first = float(s[int(np.argmax(d > 0))])
+    note = (f"; it already led at {', '.join(f'{x:g}' for x in s[:k][d[:k] > 0])} without keeping the lead"
+            if first < s[k] else "")
     return {"status": "crossover", "at": float(s[k]), "after": float(s[k - 1]), "estimate": float(est),
-            "text": f"deep overtakes classical between {s[k - 1]:g} and {s[k]:g} images per class "
-                    f"(≈{est:.0f} by log-linear interpolation)"}
+            "first_lead": first,
+            "text": f"deep overtakes classical for good between {s[k - 1]:g} and {s[k]:g} images per class "
+                    f"(≈{est:.0f} by log-linear interpolation){note}"}
 
 
 def summarize_curve(runs: pd.DataFrame) -> pd.DataFrame:
