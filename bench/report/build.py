@@ -207,11 +207,13 @@ def build_section(tracker: Tracker, name: str, runs: pd.DataFrame) -> Section:
         with tempfile.TemporaryDirectory() as tmp:
             pair = [(r, _artifact_csv(tracker, r["run_id"], "confusion_matrix.csv", tmp),
                      _artifact_csv(tracker, r["run_id"], "per_class.csv", tmp)) for r in (c, d)]
-        cms = [(f"{r['family']}: {r['run_name']}  ({100 * r['acc_mean']:.2f}% mean)", cm) for r, cm, _ in pair]
+        cms = [(f"{r['family']}: {r['pipeline']}, seed {r['run_name'].rsplit('/', 1)[-1]}  "
+                 f"({100 * r['acc_mean']:.2f}% mean over {r['n']} seed(s))", cm) for r, cm, _ in pair]
         png = plots.confusion_pair(cms)
         if png:
             sec.figures.append(Figure(f"{s}_confusion", png, f"{name}: confusion matrices of the best classical and "
-                                      "the best deep pipeline (colour: row-normalised rate; counts in cells)."))
+                                      f"the best deep pipeline, runs {c['run_name']} and {d['run_name']} "
+                                      "(colour: row-normalised rate; counts in cells)."))
         pcs = [p for _, _, p in pair]
         if all(p is not None and "recall" in p for p in pcs):
             meta = {"accuracy", "macro avg", "weighted avg", "micro avg"}

@@ -160,7 +160,9 @@ def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) 
     xs = np.arange(len(d))
     ax.bar(xs - 0.2, 100 * d.iloc[:, 0], width=0.4, label=names[0], color=FAMILY_COLOURS["classical"])
     ax.bar(xs + 0.2, 100 * d.iloc[:, 1], width=0.4, label=names[1], color=FAMILY_COLOURS["scratch"])
-    ax.set_xticks(xs, [str(i) for i in d.index], rotation=90 if len(d) > 12 else 0, fontsize=8)
+    names_ = [str(i) for i in d.index]
+    rotate = len(d) > 12 or max(len(n) for n in names_) * len(d) > 50
+    ax.set_xticks(xs, names_, rotation=45 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
     lo = 100 * float(np.nanmin(d.iloc[:, :2].to_numpy()))
     ax.set_ylim(max(0.0, lo - 5), 100.5)
     ax.set_ylabel("per-class test accuracy (%)")
