@@ -84,10 +84,10 @@ CLASSIFIER_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
     "knn": ({"k": 3}, "k-nearest neighbours (k tuned)"),
     "logreg": ({"C": 0.1, "max_iter": 200}, "standardised multinomial logistic regression (C tuned)"),
     "ridge": ({"alpha": 10.0}, "standardised RidgeClassifier, linear regression (alpha tuned)"),
-    "linsvm": ({"C": 0.01, "max_iter": 1000}, "standardised linear SVM (C tuned)"),
+    "linsvm": ({"C": 0.01, "max_iter": 300}, "standardised linear SVM (C tuned)"),
     "rbfsvm": ({"C": 10.0, "gamma_scale": 1.0, "exact_max_n": 10_000, "n_components": 3000},
                "RBF SVM, exact up to 10k images else Nyström (C, gamma tuned)"),
-    "chi2svm": ({"C": 1.0, "max_iter": 1000}, "additive chi2 map + linear SVM (C tuned)"),
+    "chi2svm": ({"C": 1.0, "max_iter": 300}, "additive chi2 map + linear SVM (C tuned)"),
 }
 
 UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
