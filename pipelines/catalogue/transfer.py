@@ -35,7 +35,7 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
                 label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
                 patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
                 device: str = "auto", seed: int = 0) -> FineTuneClassifier:
-        return FineTuneClassifier(backbone=backbone, **locals())
+        return FineTuneClassifier(**locals())  # the closure's `backbone` is among locals()
 
     factory.__doc__ = (f"ImageNet {backbone} + new head: linear-probe warm-up, then fine-tuning with a lower "
                        "backbone learning rate.")
