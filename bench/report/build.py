@@ -322,6 +322,16 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
     sections = [build_section(tracker, name, g) for name, g in groups]
     tables: list[Table] = []
     blocks = _blocks(tracker, runs, sections, tables)
+    # Studies (bench.studies reads the store only): data efficiency, robustness, significance, gallery.
+    from bench.studies.results import report_blocks
+
+    try:
+        study_blocks, study_tables, study_figures = report_blocks(tracker, sorted(runs.used["dataset"].unique()))
+    except Exception as e:  # a broken study must not cost the whole report
+        study_blocks, study_tables, study_figures = [Block("note", f"studies unavailable ({type(e).__name__}: {e})")], [], []
+    at = next((i for i, b in enumerate(blocks) if b.anchor == "environment"), len(blocks))
+    blocks[at:at] = study_blocks
+    tables += study_tables
     out = Path(out) if out else results_dir() / "report"
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -334,6 +344,8 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
     for s in sections:
         for f in s.figures:
             write(out / "plots" / f"{f.name}.png", f.png)
+    for f in study_figures:
+        write(out / "plots" / f"{f.name}.png", f.png)
     for t in tables:
         write(out / "tables" / f"{t.name}.csv", t.data.to_csv(index=False))
         write(out / "tables" / f"{t.name}.tex", to_latex(t))
