@@ -213,6 +213,12 @@ def test_data_efficiency_study_end_to_end(tracker, isolated_results):
     assert sig.data["p_value"].iloc[0] == pytest.approx(manual.p_value)
     assert sig.bold == [not manual.significant]  # not-significant differences are marked
     assert all(decode_ok(f.png) for f in figures) and len(figures) == 1
+    from bench.report.build import build_report
+
+    rep = build_report(tracker, out=isolated_results / "report")
+    md = (rep.out / "report.md").read_text()
+    assert "## Studies — digits" in md and "Crossover:" in md
+    assert decode_ok((rep.out / "plots" / "study_data_efficiency_digits.png").read_bytes())
     # rerunning resumes: every job is skipped, the curve is the same
     again = run_data_efficiency("digits", ["pixels-knn", "cnn-small"], sizes=[5, None], repeats=2,
                                 repeat_below=10, params={"cnn-small": {"epochs": 3}}, tracker=tracker,
