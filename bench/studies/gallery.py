@@ -131,7 +131,7 @@ def bovw_panel(X: np.ndarray, n_words: int = 24, show_words: int = 8, per_word: 
         for kp, row in zip(kps, d):
             x0, y0 = int(kp.pt[0]) - size // 2, int(kp.pt[1]) - size // 2
             p = big[max(0, y0):y0 + size, max(0, x0):x0 + size]
-            if p.shape == (size, size):
+            if p.shape == (size, size) and p.std() > 12:  # flat background patches make uninformative words
                 descs.append(row)
                 patches.append(cv2.resize(p, (24, 24), interpolation=cv2.INTER_AREA))
     D = np.asarray(descs, np.float32)
@@ -153,7 +153,8 @@ def bovw_panel(X: np.ndarray, n_words: int = 24, show_words: int = 8, per_word: 
             else:
                 ax.axis("off")
         axes[r, 0].set_ylabel(f"w{w}\n{freq[w]}", fontsize=6, rotation=0, labelpad=14)
-    fig.suptitle(f"BoVW: {show_words} most frequent of {k} visual words (dense SIFT + k-means), nearest patches",
+    fig.suptitle(f"BoVW: top {show_words} of {k} words (dense SIFT, non-flat patches, k-means)\n"
+                 "patches nearest each word centre",
                  fontsize=7)
     return _png(fig)
 
