@@ -93,8 +93,9 @@ def make_optimizer(groups: list[dict[str, Any]], optimizer: str, lr: float, weig
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose sgd or adamw")
     if schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in pg], total_steps=total_steps,
-                                                    pct_start=0.25)
+        # OneCycleLR divides by its warm-up length (0.25·steps − 1): keep that ≥ 1 for very short runs.
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in pg],
+                                                    total_steps=max(total_steps, 8), pct_start=0.25)
     elif schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     elif schedule == "constant":
