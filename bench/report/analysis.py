@@ -72,6 +72,13 @@ def _differing_label(dicts: list[dict[str, Any]]) -> list[str]:
     return [", ".join(f"{k}={d.get(k)}" for k in diff) for d in dicts]
 
 
+def _protocol_label(ds: str, d: dict[str, Any], defaults: dict[str, Any], differing: set[str], strict: bool) -> str:
+    """``ds (k=v, ...)`` naming split options off their default (and, if ``strict``, all differing ones)."""
+    keys = [k for k in sorted(d) if (k in defaults and d[k] != defaults[k])
+            or (k in differing and (strict or k not in defaults))]
+    return f"{ds} ({', '.join(f'{k}={d[k]}' for k in keys)})" if keys else ds
+
+
 def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version: str = CODE_VERSION) -> RunSet:
     """Read every job run of the store and decide which ones the report uses."""
     raw = tracker.runs_frame(experiment_names=datasets, finished_only=False)
@@ -144,10 +151,9 @@ def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version:
         dicts = [json.loads(p) for p in protos]
         differing = {k for k in {k for d in dicts for k in d}
                      if len({json.dumps(d.get(k), default=str) for d in dicts}) > 1}
-        labels = {}
-        for p, d in zip(protos, dicts):
-            keys = [k for k in sorted(d) if k in differing or (k in defaults and d[k] != defaults[k])]
-            labels[p] = f"{ds} ({', '.join(f'{k}={d[k]}' for k in keys)})" if keys else ds
+        labels = {p: _protocol_label(ds, d, defaults, differing, False) for p, d in zip(protos, dicts)}
+        if len(set(labels.values())) < len(labels):  # never merge two protocols under one name
+            labels = {p: _protocol_label(ds, d, defaults, differing, True) for p, d in zip(protos, dicts)}
         used.loc[g.index, "section"] = [labels[p] for p in g["protocol"]]
     # Row labels: the pipeline name, plus the differing parameters when one pipeline ran in several configs.
     used["label"] = used["pipeline"]
