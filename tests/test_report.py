@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -289,3 +290,16 @@ def test_report_on_real_quick_runs(tracker, isolated_results, capsys):
     verdict_csv = pd.read_csv(out / "tables" / "verdict.csv")
     assert verdict_csv.loc[0, "best classical"].startswith("pixels-knn")
     assert verdict_csv.loc[0, "best scratch"].startswith("cnn-small")
+
+
+def test_report_reads_the_store_only():
+    """bench.report never imports the runner (nor mlflow directly): it reads the tracking store."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bench.report.build, bench.report.analysis, bench.report.plots, bench.report.render; "
+            "print('bench.runner' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    src = "".join(p.read_text() for p in (Path(bench.__file__).parent / "report").glob("*.py"))
+    assert "import mlflow" not in src and "bench.runner" not in src
