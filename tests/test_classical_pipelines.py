@@ -37,7 +37,7 @@ def test_five_classifiers_share_one_hog_extraction(tracker):
     assert t1["tags"]["features_cached"] == "false" and t2["tags"]["features_cached"] == "true"
     # the run that reused the features reports the time they originally took
     assert t2["metrics"]["feature_time_s"] == first.metrics["feature_time_s"]
-    assert t1["params"]["tuned.linearsvc__C"] and t2["params"]["tuned.n_neighbors"]
+    assert t1["params"]["tuned.linearsvm__C"] and t2["params"]["tuned.n_neighbors"]
 
 
 def test_bovw_pipeline_end_to_end_and_cached(tracker):
