@@ -82,3 +82,19 @@ def test_tuning_on_a_subset_then_refit_on_everything(digits_split):
 def test_unknown_classifier_names_the_choices():
     with pytest.raises(ValueError, match="linsvm"):
         make_classifier("svm-ish")
+
+
+def test_linear_svm_matches_liblinear(digits_split):
+    """LinearSVM optimises LinearSVC's objective: the two agree on nearly every prediction."""
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from pipelines.classifiers import LinearSVM
+
+    d = digits_split
+    sc = StandardScaler().fit(PixelFeatures().transform(d.X_train))
+    F, Ft = sc.transform(PixelFeatures().transform(d.X_train)), sc.transform(PixelFeatures().transform(d.X_test))
+    ours = LinearSVM(C=0.01).fit(F, d.y_train).predict(Ft)
+    ref = LinearSVC(C=0.01, dual=True, max_iter=5000).fit(F, d.y_train).predict(Ft)
+    assert np.mean(ours == ref) >= 0.95
+    assert np.mean(ours == d.y_test) >= np.mean(ref == d.y_test) - 0.02
