@@ -110,7 +110,7 @@ color:#1d1d1f;line-height:1.45}
 h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{margin-top:2.2em;border-bottom:1px solid #bbb}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0 1.2em}
 th,td{border:1px solid #d0d0d0;padding:3px 7px;text-align:left;white-space:nowrap}
-th{background:#f0f0f0;white-space:normal;vertical-align:bottom;max-width:9em}td.n{text-align:right}
+th{background:#f0f0f0;white-space:normal;vertical-align:bottom;max-width:9em}td.n{text-align:right}td.w{white-space:normal;min-width:12em;max-width:26em}
 .tw{overflow-x:auto}
 tr.best td{font-weight:700;background:#fff7d6}
 blockquote{margin:1em 0;padding:.6em 1em;background:#eef5ff;border-left:4px solid #2b6cb0}
@@ -136,6 +136,7 @@ def html_table(t: Table) -> str:
     for i, (_, row) in enumerate(t.display.iterrows()):
         cls = ' class="best"' if t.bold and t.bold[i] else ""
         rows.append(f"<tr{cls}>" + "".join(f'<td class="n">{e(str(v))}</td>' if _NUMERIC.match(str(v))
+                                            else f'<td class="w">{e(str(v))}</td>' if len(str(v)) > 32
                                             else f"<td>{e(str(v))}</td>" for v in row) + "</tr>")
     cap = f"<caption>{e(t.caption)}</caption>" if t.caption else ""
     return (f'<div class="tw"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
