@@ -66,14 +66,19 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
             ax.errorbar(xs[m], ys[m], yerr=err, fmt=HW_MARKERS[hi % len(HW_MARKERS)], color=colour, ms=7,
                         capsize=3, mec="black", mew=0.6, zorder=3,
                         label=fam + (f" ({hw})" if len(hws) > 1 else ""))
-        for xi, yi, name, on in zip(xs, ys, g["pipeline"], front):
+        crowded = len(g) > 12  # label only the front and each family's best; the table names the rest
+        best = g.groupby("family")["acc_mean"].transform("max").to_numpy() == g["acc_mean"].to_numpy()
+        for xi, yi, name, on, top in zip(xs, ys, g["pipeline"], front, best):
+            if crowded and not (on or top):
+                continue
             ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8,
                         fontweight="bold" if on else "normal")
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)  # room for the labels of the extreme points
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    decades = np.log10(d[x].astype(float).max() / d[x].astype(float).min())
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades > 3 else (1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     lo, hi = ax.get_xlim()
