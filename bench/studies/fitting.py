@@ -40,7 +40,7 @@ def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = No
     path = model_cache_dir() / f"{job.identity()}.joblib"
     if use_cache and path.exists():
         try:
-            est, fit_time = joblib.load(path)
+            est, fit_time = joblib.load(path)  # trusted: written by cvbench (model cache)
             return est, {"fit_time_s": fit_time, "cached": True}
         except Exception:  # a truncated or incompatible file: refit
             path.unlink(missing_ok=True)
