@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import CODE_VERSION  # bump it there when a change makes earlier results incomparable
 from bench.datasets import SplitData, SplitOptions
 from bench.datasets.stream import chunk_estimator, prepare_auto
 from bench.errors import UserError
@@ -25,8 +26,6 @@ from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_si
 from bench.tracking import Tracker, results_dir
 from pipelines.cache import set_cache_dir
 from pipelines.registry import get_spec
-
-CODE_VERSION = "1"  # bump when a change makes earlier results incomparable
 
 
 @dataclass(frozen=True)
@@ -204,6 +203,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
         tracker.log_metrics(run_id, metrics, step=len(getattr(est, "history_", []) or []))
         extra_tags = {"features_cached": str(bool(info.get("features_cached", False))).lower(),
                       "dataset_cache": data.meta.get("cache", "none")}
+        if info.get("svm_mode"):  # exact SVC or a kernel approximation, chosen by training-set size
+            extra_tags["svm_mode"] = str(info["svm_mode"])
         if info.get("device"):
             extra_tags["train_device"] = info["device"]
         tracker.set_tags(run_id, extra_tags)

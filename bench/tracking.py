@@ -200,6 +200,7 @@ class Tracker:
         if not exps:
             return pd.DataFrame()
         flt = "attributes.status = 'FINISHED'" if finished_only else ""
+        mlflow.set_tracking_uri(self.uri)  # search_runs reads the global URI: make it this tracker's store
         df = mlflow.search_runs(experiment_ids=[e.experiment_id for e in exps], filter_string=flt,
                                 output_format="pandas")
         if df.empty:
