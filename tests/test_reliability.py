@@ -161,8 +161,8 @@ def test_unknown_names_and_params_are_messages(capsys):
     assert "Did you mean: pixels-knn" in capsys.readouterr().err
     assert main(["run", "-d", "mnist-5k", "-p", "pixels-knn"]) == 2
     assert "mnist5k" in capsys.readouterr().err
-    assert main(["run", "-d", "digits", "-p", "pixels-knn", "--param", "pixels-knn.k=3"]) == 2
-    assert "has no parameter(s) ['k']" in capsys.readouterr().err
+    assert main(["run", "-d", "digits", "-p", "pixels-knn", "--param", "pixels-knn.kay=3"]) == 2
+    assert "has no parameter(s) ['kay']" in capsys.readouterr().err
     assert main(["run", "--suite", "no-such-suite"]) == 2
     assert "built-in suites: " in capsys.readouterr().err
 
