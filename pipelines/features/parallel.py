@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 from joblib import Parallel, delayed
+from tqdm import tqdm
 
 
 def effective_n_jobs(n_jobs: int | None = None) -> int:
@@ -51,8 +52,12 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
             return [fn(X, 0) if with_offset else fn(X)]
         n_chunks = min(workers * 4, max(1, n // min_chunk))
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-        return Parallel(n_jobs=workers, backend=backend)(
-            delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+        chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        results = Parallel(n_jobs=workers, backend=backend, return_as="generator")(
+            delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b]) for a, b in chunks)
+        # tqdm(disable=None): a progress bar on a terminal only, silent in pipes and CI logs
+        name = getattr(fn, "__qualname__", "features")
+        return list(tqdm(results, total=len(chunks), desc=f"extract {name}", unit="chunk", disable=None,
+                         leave=False))
     finally:
         cv2.setNumThreads(prev)
