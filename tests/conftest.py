@@ -41,6 +41,19 @@ def digits_split():
     return prepare("digits", SplitOptions())
 
 
+@pytest.fixture
+def one_torch_thread(monkeypatch):
+    """Tiny models on tiny batches: one intra-op thread is faster, and far faster on a busy shared machine
+    (OpenMP threads spin-wait for each other); ``OMP_NUM_THREADS`` stops ``use_all_cores`` overriding it."""
+    import torch
+
+    n = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def shared_zip(name: str) -> Path:
     """A dataset zip from ../shared/data, or skip the test when it is absent (a user's machine lacks it)."""
     p = SHARED_DATA / name

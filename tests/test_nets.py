@@ -9,16 +9,7 @@ from torch import nn
 
 from pipelines.nets import build_net, list_nets
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models on tiny batches: one intra-op thread is faster, and far faster on a busy shared machine
-    (OpenMP threads spin-wait for each other); ``OMP_NUM_THREADS`` stops ``use_all_cores`` overriding it."""
-    n = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ARCHS = ["mlp", "lenet5", "alexnet-s", "vgg-s", "resnet-s", "cnn-small"]
 

@@ -10,16 +10,7 @@ from pipelines.augment import POLICIES, augment_batch
 from pipelines.registry import create
 from pipelines.training import NetClassifier
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models on tiny batches: one intra-op thread is faster, and far faster on a busy shared machine
-    (OpenMP threads spin-wait for each other); ``OMP_NUM_THREADS`` stops ``use_all_cores`` overriding it."""
-    n = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed=0, n=16, c=3, h=12, w=12):

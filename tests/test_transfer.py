@@ -19,18 +19,7 @@ from pipelines.transfer import (
     torchvision_weights_file,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """One intra-op thread: faster for these small batches, and far faster on a busy shared machine."""
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _top1(model, images):
