@@ -87,6 +87,26 @@ def test_hog_edge_orientation_energy():
     assert hh[4] / hh.sum() > 0.95  # horizontal edge: 90°, the middle bin
 
 
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_hog_mosaic_equals_per_image_opencv(astronaut, grayscale):
+    """The batched mosaic gives exactly what one ``HOGDescriptor.compute`` per image gives (odd batch sizes,
+    1 and 3 channels, images that need resizing to the window)."""
+    def per_image(X: np.ndarray, f: HOGFeatures) -> np.ndarray:
+        hog, win = f.descriptor(X.shape[1], X.shape[2])
+        rows = []
+        for img in X:
+            if img.shape[2] == 3 and grayscale:
+                img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            img = cv2.resize(img, win) if (img.shape[1], img.shape[0]) != win else img
+            rows.append(hog.compute(np.ascontiguousarray(img.squeeze())).ravel())
+        return np.stack(rows)
+
+    gray = np.ascontiguousarray(astronaut[..., :1])
+    for X in (astronaut[:19], gray[:7], _tiles(skdata.camera()[..., None], 8, 5, 1)):
+        f = HOGFeatures(grayscale=grayscale)
+        np.testing.assert_allclose(f._chunk(X, tile=4), per_image(X, f), rtol=1e-5, atol=1e-6)
+
+
 def test_hog_layout_from_image_size(astronaut):
     assert hog_layout(28, 28) == ((28, 28), 4)
     assert hog_layout(32, 32) == ((32, 32), 4)

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", default=None)
     ap.add_argument("--n", type=int, default=10_000, help="images for HOG (SIFT uses n/4)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--features", default="hog,sift", help="comma-separated subset of hog,sift")
     a = ap.parse_args(argv)
     cache.set_cache_dir(None)
     spec, X = _images(a.dataset, a.n)
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         ("HOG", X, lambda: bare_hog(X), lambda: HOGFeatures().transform(X)),
         ("SIFT", Xs, lambda: bare_sift(Xs, ld), lambda: ld.transform(Xs)),
     ):
+        if name.lower() not in a.features.lower().split(","):
+            continue
         cv2.setNumThreads(1)  # the bare loop: one core, no OpenCV thread pool
         r_bare = _rate(bare, len(imgs), a.repeat)
         os.environ["CVBENCH_N_JOBS"] = "1"

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from pipelines.base import ImageFeatures
-from pipelines.features.parallel import map_chunks
+from pipelines.features.parallel import map_rows
 
 SPACES = ("rgb", "hsv", "rgb+hsv")
 
@@ -75,5 +75,5 @@ class ColorHistFeatures(ImageFeatures):
     def _extract(self, X: np.ndarray) -> np.ndarray:
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
-        F = np.concatenate(map_chunks(self._chunk, X, min_chunk=2048), axis=0)
+        F = map_rows(self._chunk, X, min_chunk=2048)
         return np.sqrt(F) if self.sqrt else F

@@ -9,7 +9,7 @@ from skimage.feature import local_binary_pattern
 
 from pipelines.base import ImageFeatures
 from pipelines.features.colorhist import joint_histograms
-from pipelines.features.parallel import map_chunks
+from pipelines.features.parallel import map_rows
 from pipelines.features.pixels import to_gray
 
 
@@ -38,4 +38,4 @@ class LBPFeatures(ImageFeatures):
         return np.concatenate(outs, axis=1)
 
     def _extract(self, X: np.ndarray) -> np.ndarray:
-        return np.concatenate(map_chunks(self._chunk, X), axis=0)
+        return map_rows(self._chunk, X)

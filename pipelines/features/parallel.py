@@ -61,3 +61,9 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
                          leave=False))
     finally:
         cv2.setNumThreads(prev)
+
+
+def map_rows(fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray, **kw: Any) -> np.ndarray:
+    """:func:`map_chunks` for extractors returning one row per image, stacked (no copy for one chunk)."""
+    parts = map_chunks(fn, X, **kw)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
