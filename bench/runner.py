@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import json
 import os
 import time
@@ -90,11 +89,9 @@ def _fit_kwargs(est: Any, data: SplitData, callback: Callable) -> dict[str, Any]
 
 
 def _confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
-    import matplotlib
+    from bench.report.plots import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(names)
     fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), dpi=100)
     ax.imshow(cm, cmap="Blues")
@@ -110,10 +107,7 @@ def _confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if cm[i, j] > thr else "black")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=100)
 
 
 def _artifacts(job: Job, data: SplitData, y_pred: np.ndarray, info: dict[str, Any]) -> dict[str, bytes | str]:

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from pipelines.base import FeatureClassifier, ImageFeatures, check_images
+from pipelines.base import ImageFeatures, check_images
+from pipelines.classifiers import TunedFeatureClassifier
 from pipelines.training import (
     autocast_bf16,
     pick_device,
@@ -198,8 +199,8 @@ class BackboneFeatures(ImageFeatures):
         return out
 
 
-class FrozenFeatureClassifier(FeatureClassifier):
-    """:class:`~pipelines.base.FeatureClassifier` over :class:`BackboneFeatures`, reporting the backbone's size."""
+class FrozenFeatureClassifier(TunedFeatureClassifier):
+    """:class:`~pipelines.classifiers.TunedFeatureClassifier` over :class:`BackboneFeatures`, reporting the backbone's size."""
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FrozenFeatureClassifier:
         super().fit(X, y, X_val=X_val, y_val=y_val)

@@ -176,40 +176,85 @@ def test_offline_torchvision_dataset_fails_fast_naming_files(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------- interruptions
-def _statuses(results: Path, pipeline: str) -> list[str]:
+def _statuses(results: Path, pipeline: str, dataset: str = "digits") -> list[str]:
+    from bench.runner import experiment_name
     from bench.tracking import Tracker
 
     t = Tracker(f"sqlite:///{results / 'mlflow.db'}")
-    exp = t.client.get_experiment_by_name("digits")
+    exp = t.client.get_experiment_by_name(experiment_name(dataset))
+    if exp is None:
+        return []
     runs = t.client.search_runs([exp.experiment_id], f"tags.pipeline = '{pipeline}'")
     return sorted(r.info.status for r in runs)
+
+
+def _interrupt_and_rerun(tmp_path: Path, args: list[str], marker: str, sig: int, dataset: str,
+                         pipeline: str) -> tuple[str, list[str], list[str], str]:
+    """Run ``bench run ARGS``, send ``sig`` as soon as a line starting with ``marker`` is printed (it must exit
+    130 saying it was interrupted, leaving only complete cache entries), then run it again to completion.
+    Returns (output of the interrupted run, run statuses after it, statuses after the rerun, rerun output)."""
+    res = tmp_path / "results"
+    env = {**os.environ, "CVBENCH_RESULTS": str(res), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("CVBENCH_FEATURE_CACHE", None)
+    cmd = [sys.executable, "-m", "bench", "run", *args, "--no-table"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker):
+            proc.send_signal(sig)
+            break
+    out = "".join(lines) + proc.stdout.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in out, out
+    after_signal = _statuses(res, pipeline, dataset)
+    # every cache entry is complete: no temporary files, every feature array has its metadata and loads
+    assert not [p for p in res.rglob("*") if p.name.startswith(".tmp")], "temporary cache files left behind"
+    for npy in (res / "cache").rglob("*.npy"):
+        assert "features" not in npy.parts or npy.with_suffix(".json").exists()
+        np.load(npy, allow_pickle=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, after_signal, _statuses(res, pipeline, dataset), done.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig):
-    res = tmp_path / "results"
-    env = {**os.environ, "CVBENCH_RESULTS": str(res), "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    args = [sys.executable, "-m", "bench", "run", "-d", "digits", "-p", "cnn-small", "--no-table",
-            "--param", "epochs=6", "--param", "width=8"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    lines = []
-    for line in proc.stdout:  # wait until training is under way
-        lines.append(line)
-        if "epoch 1:" in line:
-            proc.send_signal(sig)
-            break
-    out = "".join(lines) + proc.stdout.read()
-    proc.wait(timeout=60)
-    assert proc.returncode == 130, out
-    assert "interrupted" in out
-    assert _statuses(res, "cnn-small") == ["KILLED"]
-    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert _statuses(res, "cnn-small") == ["FINISHED", "KILLED"]
-    again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert "1 skipped" in again.stdout and _statuses(res, "cnn-small") == ["FINISHED", "KILLED"]
+    args = ["-d", "digits", "-p", "cnn-small", "--param", "epochs=6", "--param", "width=8"]
+    _, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "  epoch 1:", sig, "digits", "cnn-small")
+    assert killed == ["KILLED"] and done == ["FINISHED", "KILLED"]
+    again = _cli(["run", *args, "--no-table"], {"CVBENCH_RESULTS": str(tmp_path / "results")})
+    assert "1 skipped" in again.stdout and _statuses(tmp_path / "results", "cnn-small") == ["FINISHED", "KILLED"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_loading_leaves_no_run_and_no_cache_then_rerun_completes(tmp_path, sig):
+    """Decoding a 4,000-image folder takes seconds: the signal lands in it, before any run exists."""
+    src = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    for c in range(4):
+        (src / f"c{c}").mkdir(parents=True)
+        for i in range(1000):
+            Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(src / f"c{c}" / f"{i}.png")
+    spec = f"folder:{src}"
+    out, after, done, _ = _interrupt_and_rerun(tmp_path, ["-d", spec, "-p", "pixels-knn"], "load", sig, spec,
+                                               "pixels-knn")
+    assert "run   " not in out  # the signal came while loading
+    assert after == [] and done == ["FINISHED"]  # no run was opened, so none could be FINISHED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_feature_extraction_marks_killed_and_rerun_completes(tmp_path, sig):
+    """Dense SIFT on 1,500 mnist5k images takes seconds: the signal sent as the run starts lands in it."""
+    args = ["-d", "mnist5k", "-p", "sift-bovw-ridge", "--max-train", "1500", "--param", "vocab_size=64",
+            "--param", "tune=false"]
+    out, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "run   ", sig, "mnist5k", "sift-bovw-ridge")
+    assert "done  " not in out
+    assert killed == ["KILLED"] and done == ["FINISHED", "KILLED"]
 
 
 def test_interrupted_cache_writes_leave_nothing_trusted(tmp_path, monkeypatch):
@@ -315,6 +360,41 @@ def test_cpu_network_training_is_deterministic(digits_split):
                      [h["train_loss"] for h in est.history_]))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
+
+
+@pytest.mark.slow
+def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digits_split, tmp_path, monkeypatch):
+    """Same seed, same data: identical features for every feature (bag-of-words vocabularies included,
+    extracted twice with no cache), then identical predictions and chosen parameters for every usable
+    classical pipeline, each fitted twice on those features."""
+    from sklearn.base import clone
+
+    from pipelines import cache
+    from pipelines.catalogue.classical import COMBOS
+    from pipelines.registry import create, get_spec, list_pipelines
+
+    d = digits_split
+    Xtr, ytr = d.X_train[:500], d.y_train[:500]
+    small = {"vocab_size": 24, "sample": 4000}  # bag-of-words pipelines: a small vocabulary, same code path
+    names = [n for n in list_pipelines(family="classical") if get_spec(n).available]
+    assert len(names) >= 40
+
+    def make(name: str):
+        return create(name, **(small if "bovw" in name else {}), seed=3)
+
+    monkeypatch.setattr(cache, "_cache_dir", None)
+    monkeypatch.delenv("CVBENCH_FEATURE_CACHE", raising=False)
+    for feature in COMBOS:
+        usable = [n for n in names if n.startswith(f"{feature}-")]
+        if not usable:
+            continue  # e.g. surf-bovw without the non-free build
+        f1, f2 = (clone(make(usable[0]).features).fit(Xtr, ytr) for _ in range(2))
+        np.testing.assert_array_equal(f1.transform(d.X_test), f2.transform(d.X_test), err_msg=feature)
+    cache.set_cache_dir(tmp_path / "features")  # features now identical: reuse them for the classifiers
+    for name in names:
+        a, b = (make(name).fit(Xtr, ytr, X_val=d.X_val, y_val=d.y_val) for _ in range(2))
+        assert a.fit_info_.get("chosen_params") == b.fit_info_.get("chosen_params"), name
+        np.testing.assert_array_equal(a.predict(d.X_test), b.predict(d.X_test), err_msg=name)
 
 
 # ------------------------------------------------------------------------------------------------------ security

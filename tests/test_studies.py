@@ -274,6 +274,59 @@ def test_gallery_images_are_produced_and_decode(tracker, isolated_results):
         assert decode_ok(p.read_bytes()), p
 
 
+def test_frozen_feature_pipeline_becomes_one_network_for_grad_cam(tracker, isolated_results):
+    """efficientnet_lite0 features → logistic regression, folded into backbone + nn.Linear: same predictions as
+    the sklearn pipeline, and the gallery draws its Grad-CAM."""
+    import torch
+
+    from bench.datasets import SplitOptions
+    from bench.runner import Job
+    from bench.studies.fitting import fit_or_load, load_split
+    from bench.studies.gallery import frozen_linear_model, make_gallery
+    from bench.studies.results import decode_ok
+
+    p, params = "efficientnet_lite0-features-logreg", {"resolution": 32}
+    job = Job("digits", p, 0, params, SplitOptions(), None)
+    data = load_split(job, None)
+    est, _ = fit_or_load(job, data, log=lambda m: None)
+    model, prep, _ = frozen_linear_model(est)
+    X = data.X_test[:64]
+    with torch.no_grad():
+        logits = model(prep(torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2))))).numpy()
+    assert (est.classifier_.classes_[logits.argmax(1)] == est.predict(X)).mean() >= 0.98
+    np.testing.assert_allclose(logits, est.classifier_.decision_function(est.transform(X)), rtol=1e-3, atol=1e-3)
+    paths = make_gallery("digits", [p], isolated_results / "gal", n_images=4, params={p: params},
+                         tracker=tracker, log=lambda m: None)
+    cam = [q for q in paths if q.name == f"gradcam_{p}.png"]
+    assert cam and decode_ok(cam[0].read_bytes())
+
+
+def test_grad_cam_on_the_pretrained_backbone_finds_the_cat(one_torch_thread):
+    """ImageNet efficientnet_lite0: chelsea pasted in one quadrant of a flat grey canvas is still a cat, and
+    Grad-CAM's peak and most of its weight sit on that quadrant, wherever it is."""
+    import cv2
+    import torch
+    from skimage import data as skdata
+
+    from bench.studies.gallery import grad_cam
+    from pipelines.transfer import ImagenetPrep, imagenet_model
+
+    class Est:
+        model_ = imagenet_model("efficientnet_lite0").eval()
+        prep_ = ImagenetPrep(224, torch.device("cpu"))
+
+    cat = cv2.resize(skdata.chelsea()[:, 75:375], (112, 112), interpolation=cv2.INTER_AREA)
+    X = np.full((2, 224, 224, 3), 124, np.uint8)
+    X[0, :112, :112], X[1, 112:, 112:] = cat, cat
+    cams, pred = grad_cam(Est(), X)
+    assert all(281 <= c <= 285 for c in pred)
+    for cam, quadrant in zip(cams, [np.s_[:112, :112], np.s_[112:, 112:]]):
+        inside = np.zeros(cam.shape, bool)
+        inside[quadrant] = True
+        assert inside[np.unravel_index(cam.argmax(), cam.shape)]
+        assert cam[inside].mean() > 1.8 * cam[~inside].mean()
+
+
 def test_grad_cam_highlights_the_evidence():
     """A tiny CNN that fires on bright pixels and pools globally: Grad-CAM must sit on the bright square."""
     import torch

@@ -14,7 +14,8 @@ FAMILY_COLOURS = {"classical": "#1f77b4", "scratch": "#ff7f0e", "transfer": "#2c
 HW_MARKERS = "osD^v<>P*X"
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (every figure here is written to PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,10 +24,11 @@ def _plt():
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (tight bounding box), then closed."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -45,7 +47,7 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
     d = lb[np.isfinite(lb[x].astype(float)) & (lb[x].astype(float) > 0)]
     if d.empty:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     hws = sorted(d["hardware"].unique())
     for hi, hw in enumerate(hws):
@@ -88,7 +90,7 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right" if not higher_x_is_better else "lower left")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title: str) -> bytes | None:
@@ -96,7 +98,7 @@ def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title
     histories = {k: v for k, v in histories.items() if v.get("train_loss") or v.get("val_accuracy")}
     if not histories:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, h in histories.items():
         if h.get("train_loss"):
@@ -116,7 +118,7 @@ def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title
         a.grid(True, alpha=0.25)
     a2.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion_pair(cms: list[tuple[str, pd.DataFrame]]) -> bytes | None:
@@ -124,7 +126,7 @@ def confusion_pair(cms: list[tuple[str, pd.DataFrame]]) -> bytes | None:
     cms = [(t, cm) for t, cm in cms if cm is not None and not cm.empty]
     if not cms:
         return None
-    plt = _plt()
+    plt = pyplot()
     n = max(cm.shape[0] for _, cm in cms)
     size = min(2.6 + 0.3 * n, 8)
     fig, axes = plt.subplots(1, len(cms), figsize=(size * len(cms), size), squeeze=False)
@@ -147,7 +149,7 @@ def confusion_pair(cms: list[tuple[str, pd.DataFrame]]) -> bytes | None:
         ax.set_ylabel("true")
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) -> bytes | None:
@@ -160,7 +162,7 @@ def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) 
     d = acc.assign(diff=acc.iloc[:, 1] - acc.iloc[:, 0]).sort_values("diff")
     if len(d) > max_classes:
         d = pd.concat([d.head(max_classes // 2), d.tail(max_classes // 2)])
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * len(d) + 2), 3.9))
     xs = np.arange(len(d))
     ax.bar(xs - 0.2, 100 * d.iloc[:, 0], width=0.4, label=names[0], color=FAMILY_COLOURS["classical"])
@@ -175,4 +177,4 @@ def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) 
     ax.grid(True, axis="y", alpha=0.25)
     ax.set_xlabel("class")
     ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
-    return _png(fig)
+    return figure_png(fig)

@@ -12,30 +12,15 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.report.plots import figure_png, pyplot
+
 STUDY = "gallery"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _show(ax: Any, img: np.ndarray, title: str | None = None, cmap: str | None = None) -> None:
@@ -78,7 +63,7 @@ def pick_examples(y: np.ndarray, n: int) -> np.ndarray:
 def hog_panel(X: np.ndarray) -> bytes:
     from skimage.feature import hog
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(X), figsize=(1.3 * len(X), 2.8), squeeze=False)
     for i, img in enumerate(X):
         g = _gray(_upscale(img, 32) if max(img.shape[:2]) < 16 else img)
@@ -89,13 +74,13 @@ def hog_panel(X: np.ndarray) -> bytes:
     axes[0, 0].set_ylabel("image", fontsize=7)
     axes[1, 0].set_ylabel("HOG", fontsize=7)
     fig.suptitle("HOG glyphs (skimage visualisation, cell = side/7)", fontsize=8)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def sift_panel(X: np.ndarray) -> tuple[bytes, list[int]]:
     import cv2
 
-    plt = _plt()
+    plt = pyplot()
     sift = cv2.SIFT_create()
     fig, axes = plt.subplots(1, len(X), figsize=(1.6 * len(X), 1.9), squeeze=False)
     counts = []
@@ -108,7 +93,7 @@ def sift_panel(X: np.ndarray) -> tuple[bytes, list[int]]:
         drawn = cv2.drawKeypoints(rgb, kps, None, color=(255, 60, 0), flags=cv2.DRAW_MATCHES_FLAGS_DRAW_RICH_KEYPOINTS)
         _show(axes[0, i], drawn, f"{len(kps)} kp")
     fig.suptitle("SIFT keypoints (OpenCV, image upscaled to ~128 px)", fontsize=8)
-    return _png(fig), counts
+    return figure_png(fig, dpi=100), counts
 
 
 def bovw_panel(X: np.ndarray, n_words: int = 24, show_words: int = 8, per_word: int = 6, seed: int = 0) -> bytes:
@@ -141,7 +126,7 @@ def bovw_panel(X: np.ndarray, n_words: int = 24, show_words: int = 8, per_word: 
     dist = np.linalg.norm(D - km.cluster_centers_[labels], axis=1)
     freq = np.bincount(labels, minlength=k)
     words = np.argsort(-freq)[:show_words]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(words), per_word, figsize=(0.8 * per_word, 0.85 * len(words)), squeeze=False)
     for r, w in enumerate(words):
         members = np.flatnonzero(labels == w)
@@ -156,13 +141,13 @@ def bovw_panel(X: np.ndarray, n_words: int = 24, show_words: int = 8, per_word: 
     fig.suptitle(f"BoVW: top {show_words} of {k} words (dense SIFT, non-flat patches, k-means)\n"
                  "patches nearest each word centre",
                  fontsize=7)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def color_hist_panel(X: np.ndarray, y: np.ndarray, class_names: list[str], bins: int = 32) -> bytes:
     import cv2
 
-    plt = _plt()
+    plt = pyplot()
     classes = np.unique(y)[:10]
     fig, axes = plt.subplots(1, len(classes), figsize=(1.5 * len(classes), 1.8), squeeze=False, sharey=True)
     chans = ("r", "g", "b") if X.shape[3] == 3 else ("k",)
@@ -177,15 +162,47 @@ def color_hist_panel(X: np.ndarray, y: np.ndarray, class_names: list[str], bins:
         axes[0, i].tick_params(labelsize=5)
     fig.suptitle(f"mean colour histograms per class (cv2.calcHist, {bins} bins, log y)", fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 # -- networks ----------------------------------------------------------------------------------------------
+def frozen_linear_model(est: Any) -> tuple[Any, Callable, Any] | None:
+    """(model, prep, device) for a frozen-feature transfer pipeline whose classifier is linear: the ImageNet
+    backbone followed by one ``nn.Linear`` holding the fitted (standardiser +) linear model, so Grad-CAM and
+    the filter panels see the whole pipeline. None for other pipelines (kNN and kernel SVMs are not linear).
+    """
+    import torch
+    from sklearn.preprocessing import StandardScaler
+
+    from pipelines.transfer import BackboneFeatures, ImagenetPrep, load_backbone
+
+    feats, clf = getattr(est, "features_", None), getattr(est, "classifier_", None)
+    if not isinstance(feats, BackboneFeatures) or clf is None:
+        return None
+    steps = [s for _, s in clf.steps] if hasattr(clf, "steps") else [clf]
+    if not hasattr(steps[-1], "coef_") or not all(isinstance(s, StandardScaler) for s in steps[:-1]):
+        return None
+    W = np.asarray(steps[-1].coef_, np.float64)
+    b = np.broadcast_to(np.asarray(steps[-1].intercept_, np.float64), W.shape[:1]).copy()
+    for sc in reversed(steps[:-1]):  # W·(f − m)/s + b  =  (W/s)·f + (b − (W/s)·m)
+        W = W / sc.scale_ if sc.scale_ is not None else W
+        b = b - W @ (sc.mean_ if sc.mean_ is not None else 0.0)
+    if W.shape[0] == 1:  # binary: the decision function is the logit of the second class
+        W, b = np.vstack([np.zeros_like(W), W]), np.concatenate([[0.0], b])
+    backbone, dim = load_backbone(feats.backbone, feats.weights)
+    head = torch.nn.Linear(dim, W.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(W).float())
+        head.bias.copy_(torch.from_numpy(b).float())
+    dev = torch.device("cpu")
+    return torch.nn.Sequential(backbone, head).eval(), ImagenetPrep(feats.resolution, dev), dev
+
+
 def _net_parts(est: Any) -> tuple[Any, Callable, Any] | None:
     """(model, prep, device) of a network estimator, or None (e.g. a classical pipeline)."""
     model = getattr(est, "model_", None)
     if model is None:
-        return None
+        return frozen_linear_model(est)
     prep = getattr(est, "prep_", None) or getattr(est, "_prep", None) or getattr(est, "_normalise", None)
     if prep is None:
         return None
@@ -219,7 +236,7 @@ def filters_panel(est: Any, name: str) -> bytes | None:
     if conv is None:
         return None
     W = conv.weight.detach().float().cpu().numpy()[:32]  # (out, in, k, k)
-    plt = _plt()
+    plt = pyplot()
     cols = 8
     rows = int(np.ceil(len(W) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.7, rows * 0.75), squeeze=False)
@@ -231,7 +248,7 @@ def filters_panel(est: Any, name: str) -> bytes | None:
             ax.imshow(w if w.shape[2] == 3 else w.mean(2), cmap=None if w.shape[2] == 3 else "RdBu_r",
                       interpolation="nearest")
     fig.suptitle(f"{name}: first-layer filters {tuple(conv.weight.shape)}", fontsize=7)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def feature_maps_panel(est: Any, name: str, img: np.ndarray, n_maps: int = 16) -> bytes | None:
@@ -251,7 +268,7 @@ def feature_maps_panel(est: Any, name: str, img: np.ndarray, n_maps: int = 16) -
     finally:
         h.remove()
     A = out["a"][0].numpy()[:n_maps]
-    plt = _plt()
+    plt = pyplot()
     cols = 8
     rows = 1 + int(np.ceil(len(A) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.85), squeeze=False)
@@ -261,7 +278,7 @@ def feature_maps_panel(est: Any, name: str, img: np.ndarray, n_maps: int = 16) -
     for i, a in enumerate(A):
         axes[1 + i // cols, i % cols].imshow(a, cmap="viridis")
     fig.suptitle(f"{name}: first-conv feature maps", fontsize=7)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def grad_cam(est: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -304,14 +321,14 @@ def gradcam_panel(est: Any, name: str, X: np.ndarray, y: np.ndarray, class_names
         return None
     cams, pred = res
     classes = getattr(est, "classes_", np.arange(len(class_names)))
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(X), figsize=(1.3 * len(X), 2.9), squeeze=False)
     for i in range(len(X)):
         _show(axes[0, i], X[i], f"true {class_names[y[i]]}")
         _show(axes[1, i], X[i], f"pred {class_names[int(classes[pred[i]])]}")
         axes[1, i].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
     fig.suptitle(f"{name}: Grad-CAM at the last convolution", fontsize=8)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 # -- mistakes ----------------------------------------------------------------------------------------------
@@ -341,13 +358,13 @@ def mistakes_panel(est: Any, name: str, X: np.ndarray, y: np.ndarray, class_name
     if len(wrong) == 0:
         return None
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(wrong), figsize=(1.3 * len(wrong), 1.9), squeeze=False)
     for ax, i in zip(axes[0], wrong):
         _show(ax, X[i], f"{class_names[y[i]]}→{class_names[pred[i]]}\n{conf[i]:.2f}")
     fig.suptitle(f"{name}: most confident mistakes (true→pred, {kind}); {len(np.flatnonzero(pred != y))} errors "
                  f"of {len(y)}", fontsize=7)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 # -- driver ------------------------------------------------------------------------------------------------

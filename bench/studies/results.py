@@ -5,7 +5,6 @@ Reads only the store (never imports :mod:`bench.runner`), so :mod:`bench.report`
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -60,11 +59,9 @@ def robustness_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def heatmap_png(table: pd.DataFrame, title: str) -> bytes:
     """Pipelines × corruptions heatmap of mean accuracy over severities (clean and mCA columns first)."""
-    import matplotlib
+    from bench.report.plots import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = ["clean", "mCA"] + [c for c in table.columns if c not in ("family", "clean", "mCA", "relative_drop")]
     M = 100 * table[cols].to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.62 * len(cols), 1.4 + 0.42 * len(table)), dpi=110)
@@ -79,10 +76,7 @@ def heatmap_png(table: pd.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03, label="accuracy (%)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=110)
 
 
 def robustness_markdown(table: pd.DataFrame, dataset: str) -> str:

@@ -1,7 +1,7 @@
 """Transfer from ImageNet (family ``transfer``): ``<backbone>-features-<clf>`` and ``<backbone>-finetune``.
 
 Frozen features reuse the classical classifiers (:func:`pipelines.classifiers.make_classifier`) and the
-classical validation-split tuning (:class:`pipelines.base.FeatureClassifier`); embeddings are cached on disk.
+classical validation-split tuning (:class:`pipelines.classifiers.TunedFeatureClassifier`); embeddings are cached on disk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
         est, grid = classifiers.make_classifier(clf, seed=seed, tune=tune)
         feats = BackboneFeatures(backbone=backbone, resolution=resolution, weights=weights,
                                  batch_size=batch_size, device=device)
-        return FrozenFeatureClassifier(feats, est, grid)
+        return FrozenFeatureClassifier(feats, est, grid, tune_max_train=classifiers.TUNE_MAX_TRAIN[clf], seed=seed)
 
     factory.__doc__ = f"Frozen ImageNet {backbone} embeddings (cached) → {clf} tuned on validation."
     factory.__name__ = f"{backbone}_features_{clf}"
