@@ -174,6 +174,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
             if progress:
                 progress(f"  epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()))
 
+        if progress:
+            progress(f"  fit   {len(data.y_train)} train / {len(data.y_val)} val images")
         with PeakRSS() as mem, Timer() as t_fit:
             est.fit(data.X_train, data.y_train, **_fit_kwargs(est, data, on_epoch))
         info = dict(getattr(est, "fit_info_", {}) or {})

@@ -249,10 +249,11 @@ def test_signal_during_loading_leaves_no_run_and_no_cache_then_rerun_completes(t
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_feature_extraction_marks_killed_and_rerun_completes(tmp_path, sig):
-    """Dense SIFT on 1,500 mnist5k images takes seconds: the signal sent as the run starts lands in it."""
-    args = ["-d", "mnist5k", "-p", "sift-bovw-ridge", "--max-train", "1500", "--param", "vocab_size=64",
+    """Fitting sift-bovw starts with dense SIFT on 1,400 mnist5k images (seconds): the signal lands in it."""
+    args = ["-d", "mnist5k", "-p", "sift-bovw-ridge", "--max-train", "1000", "--max-test", "300",
+            "--param", "vocab_size=64",
             "--param", "tune=false"]
-    out, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "run   ", sig, "mnist5k", "sift-bovw-ridge")
+    out, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "  fit   ", sig, "mnist5k", "sift-bovw-ridge")
     assert "done  " not in out
     assert killed == ["KILLED"] and done == ["FINISHED", "KILLED"]
 
