@@ -265,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         raise
+    except RuntimeError as e:
+        from pipelines.registry import PipelineUnavailableError
+
+        if isinstance(e, PipelineUnavailableError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("\ninterrupted: open runs were marked KILLED; rerun the same command to resume.", file=sys.stderr)
         return 130

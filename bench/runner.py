@@ -264,8 +264,14 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
                     try:
                         if key not in cache:
                             cache.clear()  # keep one dataset in memory at a time
-                            log(f"load  {dataset} ({j.split.as_params()})")
+                            opts = ", ".join(f"{k}={v}" for k, v in j.split.as_params().items()
+                                             if v is not None and v is not False)
+                            log(f"load  {dataset} ({opts})")
                             cache[key] = prepare_auto(dataset, j.split, image_size=j.image_size, **load_kw)
+                            if skipped := cache[key].meta.get("skipped"):
+                                log(f"warning: {dataset}: skipped {len(skipped)} file(s), listed with their reasons "
+                                    "in each run's skipped_files.csv: " + "; ".join(
+                                        f"{f} ({why})" for f, why in skipped[:3]) + ("; …" if len(skipped) > 3 else ""))
                         log(f"run   {j.run_name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
                         res = execute(j, tracker, exp_id, parent_id, data=cache[key], progress=log)
                         acc = res.metrics.get("test_accuracy", float("nan"))

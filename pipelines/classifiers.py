@@ -263,6 +263,8 @@ class TunedFeatureClassifier(FeatureClassifier):
         feature_time = fit_feat + t_train
         empty = int((~F.any(axis=1)).sum())
         grid = list(ParameterGrid(self.param_grid)) if self.param_grid else [{}]
+        # tiny training sets: no more neighbours than training images
+        grid = [g for g in grid if all(v <= len(y) for k, v in g.items() if k.endswith("n_neighbors"))] or [{}]
         base = clone(self.classifier)
         if "size_hint" in base.get_params():
             base.set_params(size_hint=len(y))

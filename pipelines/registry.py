@@ -159,7 +159,8 @@ def list_pipelines(pattern: str | list[str] = "*", *, family: str | None = None,
 
 
 def expand(patterns: list[str]) -> list[str]:
-    """Expand names and wildcards in order, without duplicates; a non-matching pattern is an error."""
+    """Expand names and wildcards in order, without duplicates; a non-matching pattern, or an unavailable
+    pipeline asked for by name, is an error (wildcards skip unavailable pipelines)."""
     out: list[str] = []
     for p in patterns:
         if any(ch in p for ch in "*?["):
@@ -167,7 +168,9 @@ def expand(patterns: list[str]) -> list[str]:
             if not names:
                 raise UnknownPipelineError(f"pattern {p!r} matches no available pipeline")
         else:
-            get_spec(p)
+            spec = get_spec(p)
+            if not spec.available:  # asked for by name: say why now, rather than record a FAILED run
+                raise PipelineUnavailableError(f"pipeline {p!r} is unavailable: {spec.unavailable_reason}")
             names = [p]
         out.extend(n for n in names if n not in out)
     return out

@@ -136,6 +136,12 @@ def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_p
     assert any("zip bomb" in r for r in reasons)
     assert len(ds.y_train) == 8
     assert set(tmp_path.parent.iterdir()) == before and not Path("/etc/cvbench-abs.png").exists()
+    # the run goes ahead on what is safe (kNN's k grid shrinks to the 6 training images) and says what it skipped
+    done = _cli(["run", "-d", f"folder:{z}", "-p", "pixels-knn", "--no-table"],
+                {"CVBENCH_RESULTS": str(tmp_path / "results")})
+    assert done.returncode == 0 and "1 finished" in done.stdout, done.stdout + done.stderr
+    assert "skipped 3 file(s), listed with their reasons in each run's skipped_files.csv" in done.stdout
+    assert "../../outside.png (unsafe path in archive" in done.stdout
 
 
 # ---------------------------------------------------------------------------------------------- names and config
@@ -146,6 +152,11 @@ def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_p
     ("datasets: [digits]\nseeds: [zero]\npipelines: [pixels-knn]\n", r"bad\.yaml, line 2: 'seeds' must be"),
     ("datasets: [digits]\npipelines: [pixels-knn]\noptions:\n  max_trian: 5\n",
      r"bad\.yaml, line 4: unknown option 'max_trian'"),
+    # mis-indented list: YAML reads one name "pixels-knn - hog-linsvm"; the line and the closest names are given
+    ("datasets: [digits]\npipelines:\n  - pixels-knn\n   - hog-linsvm\n",
+     r"bad\.yaml, line 3: unknown pipeline 'pixels-knn - hog-linsvm'\. Did you mean: .*hog-linsvm"),
+    ("datasets:\n  - digits\n  - mnist5kk\npipelines: [pixels-knn]\n",
+     r"bad\.yaml, line 3: unknown dataset 'mnist5kk'\. Did you mean: mnist5k"),
 ])
 def test_invalid_suite_yaml_names_file_and_line(tmp_path, capsys, text, expect):
     f = tmp_path / "bad.yaml"
@@ -165,6 +176,12 @@ def test_unknown_names_and_params_are_messages(capsys):
     assert "has no parameter(s) ['kay']" in capsys.readouterr().err
     assert main(["run", "--suite", "no-such-suite"]) == 2
     assert "built-in suites: " in capsys.readouterr().err
+    from pipelines.features.bovw import surf_unavailable_reason
+
+    if surf_unavailable_reason():  # asked for by name, an unavailable pipeline is refused before any run
+        assert main(["run", "-d", "digits", "-p", "surf-bovw-linsvm"]) == 2
+        err = capsys.readouterr().err
+        assert "pipeline 'surf-bovw-linsvm' is unavailable: SURF is patented" in err and "Traceback" not in err
 
 
 def test_offline_torchvision_dataset_fails_fast_naming_files(tmp_path, capsys):

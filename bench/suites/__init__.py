@@ -115,4 +115,24 @@ def load_suite(name_or_path: str) -> Suite:
         else:
             raise ConfigError(f"{_where(path, item_node)}: each pipeline must be a name or a mapping "
                               "{name: <pipeline or wildcard>, params: {...}}")
+        _check_name(path, item_node, pipelines[-1][0], pipeline=True)
+    ds_node = _child(node, "datasets")
+    for i, name in enumerate(datasets):
+        _check_name(path, ds_node.value[i] if isinstance(ds_node, yaml.SequenceNode) else ds_node, name,
+                    pipeline=False)
     return Suite(raw.get("name", path.stem), datasets, pipelines, seeds, options, path)
+
+
+def _check_name(path: Path, node: yaml.Node | None, name: str, pipeline: bool) -> None:
+    """Unknown pipeline or dataset names fail at load time, with the file and line (and the closest names)."""
+    from bench.datasets import dataset_info
+    from bench.errors import DatasetError
+    from pipelines.registry import UnknownPipelineError, expand
+
+    try:
+        if pipeline:
+            expand([name])
+        elif not name.startswith("folder:"):
+            dataset_info(name)
+    except (UnknownPipelineError, DatasetError) as e:
+        raise ConfigError(f"{_where(path, node)}: {e}") from None
