@@ -182,7 +182,45 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
     return {"history": history, "best_epoch": best_epoch, "best_val": best_val}
 
 
-class NetClassifier(ClassifierMixin, BaseEstimator):
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """What every network estimator shares: data onto the device, predictions, size. Subclasses set
+    ``model_`` and ``prep_`` (``uint8`` batch → network input) in ``fit``."""
+
+    predict_batch_size = 512
+
+    def _fit_data(self, X: Any, y: Any, X_val: Any, y_val: Any) -> tuple[np.ndarray, torch.device, torch.Tensor,
+                                                                         torch.Tensor, tuple | None]:
+        """Checked images, the device, training tensors and the validation pair (or None); sets ``classes_``."""
+        X = check_images(X)
+        self.device_ = dev = pick_device(self.device)
+        use_all_cores()
+        self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
+        val = None
+        if X_val is not None and len(X_val) > 0:
+            val = (to_tensor(check_images(X_val), dev),
+                   torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
+        return X, dev, to_tensor(X, dev), torch.as_tensor(y_idx), val
+
+    def _finish_fit(self, model: nn.Module, history: list[dict], best_epoch: int) -> None:
+        self.history_, self.best_epoch_ = history, best_epoch
+        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(history),
+                          "best_epoch": best_epoch, "device": str(self.device_)}
+
+    def _logits(self, X: Any) -> torch.Tensor:
+        return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self.prep_, self.device_,
+                              batch_size=self.predict_batch_size)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return torch.softmax(self._logits(X), 1).cpu().numpy()
+
+    def model_size_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.model_.state_dict().values())
+
+
+class NetClassifier(TorchClassifier):
     """A network from :mod:`pipelines.nets` trained from scratch by :func:`train_loop` on ``uint8`` images.
 
     ``width=None`` keeps the architecture's own default; ``hflip=None`` follows the dataset (the harness
@@ -211,19 +249,16 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.seed = seed
 
-    def _prep(self, xb: torch.Tensor) -> torch.Tensor:
+    def prep_(self, xb: torch.Tensor) -> torch.Tensor:
+        """``uint8`` batch → standardised float input (the training split's per-channel mean and std)."""
         x = (xb.float() / 255.0 - self.mean_) / self.std_
         return x.contiguous(memory_format=torch.channels_last) if self.device_.type == "cuda" else x
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
             callback: Callable[[int, dict[str, float]], None] | None = None,
             allow_hflip: bool = False) -> NetClassifier:
-        X = check_images(X)
-        self.device_ = dev = pick_device(self.device)
-        use_all_cores()
-        self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
+        X, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
         n, h, w, c = X.shape
-        xs, ys = to_tensor(X, dev), torch.as_tensor(y_idx)
         # Per-channel statistics over the training split, in float64 chunks (no full float copy of X).
         s1 = np.zeros(c)
         s2 = np.zeros(c)
@@ -235,35 +270,17 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         sd = np.sqrt(np.maximum(s2 / (n * h * w) - m * m, 1e-6))
         self.mean_ = torch.tensor(m, dtype=torch.float32, device=dev).view(1, c, 1, 1)
         self.std_ = torch.tensor(sd, dtype=torch.float32, device=dev).view(1, c, 1, 1)
-        val = None
-        if X_val is not None and len(X_val) > 0:
-            val = (to_tensor(check_images(X_val), dev),
-                   torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
         kw = {} if self.width is None else {"width": self.width}
         with seeded(self.seed, dev):
             model = build_net(self.arch, in_channels=c, n_classes=len(self.classes_), size=(h, w), **kw).to(dev)
             if dev.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
-            res = train_loop(model, xs, ys, self._prep, epochs=self.epochs, batch_size=self.batch_size,
+            res = train_loop(model, xs, ys, self.prep_, epochs=self.epochs, batch_size=self.batch_size,
                              optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
                              weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
                              augment=self.augment, hflip=bool(allow_hflip if self.hflip is None else self.hflip),
                              patience=self.patience, time_budget_s=self.time_budget_s, seed=self.seed, val=val,
                              compile=self.compile, callback=callback)
-        self.history_, self.best_epoch_ = res["history"], res["best_epoch"]
-        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(self.history_),
-                          "best_epoch": self.best_epoch_, "device": str(dev)}
+        self._finish_fit(model, res["history"], res["best_epoch"])
         return self
-
-    def _logits(self, X: Any) -> torch.Tensor:
-        return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self._prep, self.device_)
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return torch.softmax(self._logits(X), 1).cpu().numpy()
-
-    def model_size_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.model_.state_dict().values())

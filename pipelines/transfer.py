@@ -26,15 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from pipelines.base import ImageFeatures, check_images
+from pipelines.base import ImageFeatures
 from pipelines.classifiers import TunedFeatureClassifier
 from pipelines.training import (
+    TorchClassifier,
     autocast_bf16,
     pick_device,
-    predict_logits,
     seeded,
     to_tensor,
     train_loop,
@@ -242,9 +241,11 @@ class TransferNet(nn.Module):
         return self.head(self.backbone(x))
 
 
-class FineTuneClassifier(ClassifierMixin, BaseEstimator):
+class FineTuneClassifier(TorchClassifier):
     """ImageNet backbone + new head: ``warmup_epochs`` of linear probing (backbone frozen), then ``epochs`` of
     fine-tuning the backbone (all of it, or from ``unfreeze_from`` on) at ``lr × backbone_lr_mult``."""
+
+    predict_batch_size = 128  # 224-px inputs
 
     def __init__(self, backbone: str = "efficientnet_lite0", resolution: int = 224, weights: str = "imagenet",
                  warmup_epochs: int = 1, epochs: int = 5, batch_size: int = 64, optimizer: str = "adamw",
@@ -276,15 +277,7 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
             callback: Callable[[int, dict[str, float]], None] | None = None,
             allow_hflip: bool = False) -> FineTuneClassifier:
-        X = check_images(X)
-        self.device_ = dev = pick_device(self.device)
-        use_all_cores()
-        self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        xs, ys = to_tensor(X, dev), torch.as_tensor(y_idx)
-        val = None
-        if X_val is not None and len(X_val) > 0:
-            val = (to_tensor(check_images(X_val), dev),
-                   torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
+        X, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
         self.prep_ = ImagenetPrep(self.resolution, dev)
         common = dict(batch_size=self.batch_size, optimizer=self.optimizer, schedule=self.schedule,
                       weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, augment=self.augment,
@@ -312,20 +305,5 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
                 best_epoch = res["best_epoch"]
-        self.history_ = history
-        self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(history),
-                          "best_epoch": best_epoch, "device": str(dev)}
+        self._finish_fit(model, history, best_epoch)
         return self
-
-    def _logits(self, X: Any) -> torch.Tensor:
-        return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self.prep_, self.device_,
-                              batch_size=128)
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return torch.softmax(self._logits(X), 1).cpu().numpy()
-
-    def model_size_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.model_.state_dict().values())

@@ -203,7 +203,7 @@ def _net_parts(est: Any) -> tuple[Any, Callable, Any] | None:
     model = getattr(est, "model_", None)
     if model is None:
         return frozen_linear_model(est)
-    prep = getattr(est, "prep_", None) or getattr(est, "_prep", None) or getattr(est, "_normalise", None)
+    prep = getattr(est, "prep_", None) or getattr(est, "_prep", None)
     if prep is None:
         return None
     return model, prep, getattr(est, "device_", None)
