@@ -313,7 +313,7 @@ def test_grad_cam_on_the_pretrained_backbone_finds_the_cat(one_torch_thread):
 
     class Est:
         model_ = imagenet_model("efficientnet_lite0").eval()
-        prep_ = ImagenetPrep(224, torch.device("cpu"))
+        prep_ = ImagenetPrep.for_backbone("efficientnet_lite0", 224, torch.device("cpu"))
 
     cat = cv2.resize(skdata.chelsea()[:, 75:375], (112, 112), interpolation=cv2.INTER_AREA)
     X = np.full((2, 224, 224, 3), 124, np.uint8)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _top1(model, images):
-    prep = ImagenetPrep(224, torch.device("cpu"))
+    prep = ImagenetPrep.for_backbone("efficientnet_lite0", 224, torch.device("cpu"))
     x = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images])
     with torch.inference_mode():
         return model(prep(x)).argmax(1).tolist()

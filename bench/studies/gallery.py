@@ -195,7 +195,7 @@ def frozen_linear_model(est: Any) -> tuple[Any, Callable, Any] | None:
         head.weight.copy_(torch.from_numpy(W).float())
         head.bias.copy_(torch.from_numpy(b).float())
     dev = torch.device("cpu")
-    return torch.nn.Sequential(backbone, head).eval(), ImagenetPrep(feats.resolution, dev), dev
+    return torch.nn.Sequential(backbone, head).eval(), ImagenetPrep.for_backbone(feats.backbone, feats.resolution, dev), dev
 
 
 def _net_parts(est: Any) -> tuple[Any, Callable, Any] | None:
