@@ -303,12 +303,14 @@ class FineTuneClassifier(TorchClassifier):
             if dev.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
-            history, best_epoch = [], -1
+            history, best_epoch, probe = [], -1, None
             if self.warmup_epochs > 0:  # linear probe: only the new head learns
                 model.set_trainable(False)
                 res = train_loop(model, xs, ys, self.prep_, groups=[{"params": list(model.head.parameters())}],
                                  epochs=self.warmup_epochs, lr=self.lr, time_budget_s=self.time_budget_s, **common)
                 history, best_epoch = res["history"], res["best_epoch"]
+                if val is not None:  # the probe's best weights, in case fine-tuning never beats them
+                    probe = (res["best_val"], best_epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
             left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
             if self.epochs > 0 and (left is None or left > 0):
                 model.set_trainable(True, self.unfreeze_from)
@@ -318,5 +320,8 @@ class FineTuneClassifier(TorchClassifier):
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
                 best_epoch = res["best_epoch"]
+                if probe is not None and res["best_val"] < probe[0]:  # best-on-validation across both phases
+                    best_epoch = probe[1]
+                    model.load_state_dict(probe[2])
         self._finish_fit(model, history, best_epoch)
         return self

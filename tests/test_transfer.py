@@ -116,3 +116,16 @@ def test_finetune_probes_with_a_frozen_backbone_then_fine_tunes_it(digits_split)
     # Measured 0.91 (8×8 digits upsampled to 32 px; the frozen 32-px linear probe alone reaches ~0.4).
     assert acc >= 0.8, acc
     assert snaps[-1][0]["val_accuracy"] > snaps[0][0]["val_accuracy"]
+
+
+def test_finetune_keeps_the_probe_when_fine_tuning_only_hurts(digits_split):
+    """Best-on-validation spans both phases: a fine-tuning phase that wrecks the backbone (absurd learning
+    rate) must not replace the linear probe's weights."""
+    d = digits_split
+    clf = create("efficientnet_lite0-finetune", resolution=32, warmup_epochs=1, epochs=1, batch_size=64,
+                 lr=3e-3, backbone_lr_mult=3e4, schedule="cosine", augment="none", label_smoothing=0.0)
+    clf.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+    probe_val, tuned_val = (h["val_accuracy"] for h in clf.history_)
+    assert tuned_val < probe_val  # fine-tuning did hurt ...
+    assert clf.fit_info_["best_epoch"] == 0  # ... so the probe's epoch is the best one, and its weights are kept
+    assert float(np.mean(clf.predict(d.X_val) == d.y_val)) == pytest.approx(probe_val)
