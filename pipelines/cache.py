@@ -13,7 +13,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ def set_cache_dir(path: str | os.PathLike | None) -> None:
     """Enable the cache under ``path`` (``None`` disables it)."""
     global _cache_dir
     _cache_dir = Path(path) if path is not None else None
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """No feature cache inside the block (e.g. to time a real extraction); the previous setting after it."""
+    global _cache_dir
+    prev_dir, prev_env = _cache_dir, os.environ.pop("CVBENCH_FEATURE_CACHE", None)
+    _cache_dir = None
+    try:
+        yield
+    finally:
+        _cache_dir = prev_dir
+        if prev_env is not None:
+            os.environ["CVBENCH_FEATURE_CACHE"] = prev_env
 
 
 def get_cache_dir() -> Path | None:

@@ -40,6 +40,21 @@ def test_five_classifiers_share_one_hog_extraction(tracker):
     assert t1["params"]["tuned.linearsvm__C"] and t2["params"]["tuned.n_neighbors"]
 
 
+def test_reused_test_features_still_count_in_inference_time(tracker, monkeypatch):
+    """The second job reads the test set's HOG from the cache: its inference time still includes the
+    extraction (here made slow on purpose), and its latency is timed without the cache."""
+    import time
+
+    from pipelines.features.hog import HOGFeatures
+
+    real = HOGFeatures._extract
+    monkeypatch.setattr(HOGFeatures, "_extract", lambda self, X: (time.sleep(0.3), real(self, X))[1])
+    first, second = run_grid([Job("digits", p) for p in ("hog-linsvm", "hog-knn")], tracker=tracker, **QUIET)
+    for r in (first, second):
+        assert r.metrics["predict_time_s"] >= 0.3
+        assert r.metrics["latency_ms_per_img"] >= 300
+
+
 def test_bovw_pipeline_end_to_end_and_cached(tracker):
     params = {"vocab_size": 64, "sample": 20_000, "pyramid": [1, 2]}
     first, second = run_grid([Job("digits", "sift-bovw-linsvm", params=params),

@@ -215,7 +215,9 @@ def _interrupt_and_rerun(tmp_path: Path, args: list[str], marker: str, sig: int,
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("CVBENCH_FEATURE_CACHE", None)
     cmd = [sys.executable, "-m", "bench", "run", *args, "--no-table"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    # a shell running us in the background may ignore SIGINT, and children inherit that: restore the default
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in proc.stdout:
         lines.append(line)
