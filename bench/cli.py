@@ -258,17 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyError as e:
-        from pipelines.registry import UnknownPipelineError
+    except (KeyError, RuntimeError) as e:  # the registry's own errors are user errors too
+        from pipelines.registry import PipelineUnavailableError, UnknownPipelineError
 
-        if isinstance(e, UnknownPipelineError):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
-    except RuntimeError as e:
-        from pipelines.registry import PipelineUnavailableError
-
-        if isinstance(e, PipelineUnavailableError):
+        if isinstance(e, UnknownPipelineError | PipelineUnavailableError):
             print(f"error: {e}", file=sys.stderr)
             return 2
         raise

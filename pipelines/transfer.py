@@ -290,7 +290,7 @@ class FineTuneClassifier(TorchClassifier):
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
             callback: Callable[[int, dict[str, float]], None] | None = None,
             allow_hflip: bool = False) -> FineTuneClassifier:
-        X, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
+        _, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
         self.prep_ = ImagenetPrep.for_backbone(self.backbone, self.resolution, dev)
         common = dict(batch_size=self.batch_size, optimizer=self.optimizer, schedule=self.schedule,
                       weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, augment=self.augment,

@@ -346,7 +346,7 @@ def test_grad_cam_highlights_the_evidence():
                 self.model_[4].bias.zero_()
             self.device_ = None
 
-        def _prep(self, x):
+        def prep_(self, x):
             return x.float() / 255
 
     X = np.zeros((2, 16, 16, 1), np.uint8)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -203,7 +204,7 @@ def _net_parts(est: Any) -> tuple[Any, Callable, Any] | None:
     model = getattr(est, "model_", None)
     if model is None:
         return frozen_linear_model(est)
-    prep = getattr(est, "prep_", None) or getattr(est, "_prep", None)
+    prep = getattr(est, "prep_", None)
     if prep is None:
         return None
     return model, prep, getattr(est, "device_", None)
@@ -398,10 +399,12 @@ def make_gallery(dataset: str, pipelines: Sequence[str], out: str | Path, *, see
         panel = mistakes_panel(est, p, data.X_test, data.y_test, names, n_images)
         if panel:
             files[f"mistakes_{p}.png"] = panel
-        if _net_parts(est):
-            nets.append((get_spec(p).family, p, est))
-            for fname, png in ((f"cnn_filters_{p}.png", filters_panel(est, p)),
-                               (f"cnn_feature_maps_{p}.png", feature_maps_panel(est, p, Xe[0]))):
+        parts = _net_parts(est)
+        if parts:  # one network view per pipeline: a frozen-feature pipeline builds its network only once
+            net = SimpleNamespace(model_=parts[0], prep_=parts[1], device_=parts[2], classes_=est.classes_)
+            nets.append((get_spec(p).family, p, net))
+            for fname, png in ((f"cnn_filters_{p}.png", filters_panel(net, p)),
+                               (f"cnn_feature_maps_{p}.png", feature_maps_panel(net, p, Xe[0]))):
                 if png:
                     files[fname] = png
     if nets:  # Grad-CAM on a transfer model when one was given, else on the first scratch CNN
