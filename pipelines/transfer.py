@@ -182,32 +182,81 @@ class ImagenetPrep:
 
 
 # -- frozen features -----------------------------------------------------------------------------------------
+# Backbones whose embedding can also hold earlier blocks (timm block indices), global-pooled and concatenated
+# with the penultimate layer. Measured on CIFAR-10 (4,000 train / 2,000 val, 224 px, logistic regression):
+# penultimate layer alone 78.2%, with blocks 4–6 (112 + 192 + 320 channels) 79.7%; adding blocks 2–3, a 2×2
+# pooling grid or max pooling gained nothing more, and neither did 288 px, bicubic resizing or flip averaging.
+MULTISCALE_BLOCKS = {"efficientnet_lite0": (4, 5, 6)}
+
+
+class Embedder(nn.Module):
+    """Backbone (without its head) → embedding: the global-pooled penultimate layer, preceded, when ``blocks``
+    are given, by the global-pooled outputs of those blocks (timm's ``forward_intermediates``)."""
+
+    def __init__(self, backbone: nn.Module, blocks: tuple[int, ...] = ()):
+        super().__init__()
+        self.backbone, self.blocks = backbone, tuple(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.blocks:
+            return self.backbone(x)
+        # with extra_blocks, intermediates are [stem, block 0, block 1, …]: block k is index k + 1
+        final, inter = self.backbone.forward_intermediates(x, indices=[k + 1 for k in self.blocks],
+                                                           extra_blocks=True)
+        return torch.cat([t.mean((2, 3)) for t in inter] + [self.backbone.forward_head(final, pre_logits=True)], 1)
+
+
+def load_embedder(name: str, weights: str = "imagenet", multiscale: bool = False) -> tuple[Embedder, int]:
+    """:class:`Embedder` for backbone ``name`` and its embedding size."""
+    if multiscale and name not in MULTISCALE_BLOCKS:
+        raise ValueError(f"multiscale embeddings are available for {sorted(MULTISCALE_BLOCKS)}, not {name!r}; "
+                         "use multiscale=false")
+    backbone, dim = load_backbone(name, weights)
+    model = Embedder(backbone, MULTISCALE_BLOCKS[name] if multiscale else ()).eval()
+    if multiscale:
+        with torch.inference_mode():
+            dim = model(torch.zeros(1, 3, 32, 32)).shape[1]
+    return model, dim
+
+
 class BackboneFeatures(ImageFeatures):
-    """Frozen backbone embeddings (global-pooled penultimate layer), cached on disk like classical features."""
+    """Frozen backbone embeddings (see :class:`Embedder`), cached on disk like classical features.
+
+    On every device the network runs channels-last (on the 2-core CPU: 25 vs 10 img/s for EfficientNet-Lite0
+    at 224 px). ``compile=True`` adds ``torch.compile`` (about 45 s of compilation on that CPU, then about 3×
+    faster again); the last batch is padded to full size so that it needs no second compilation.
+    """
 
     version = "2"
 
     def __init__(self, backbone: str = "efficientnet_lite0", resolution: int = 224, weights: str = "imagenet",
-                 batch_size: int = 128, device: str = "auto"):
+                 multiscale: bool = False, batch_size: int = 128, compile: bool = False, device: str = "auto"):
         self.backbone = backbone
         self.resolution = resolution
         self.weights = weights
+        self.multiscale = multiscale
         self.batch_size = batch_size
+        self.compile = compile
         self.device = device
 
     def _extract(self, X: np.ndarray) -> np.ndarray:
         dev = pick_device(self.device)
         use_all_cores()
-        model, dim = load_backbone(self.backbone, self.weights)
-        model = model.to(dev).eval()
-        if dev.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model, dim = load_embedder(self.backbone, self.weights, self.multiscale)
+        model = model.to(dev).to(memory_format=torch.channels_last)
+        if self.compile:
+            model = torch.compile(model, dynamic=False)
         prep = ImagenetPrep.for_backbone(self.backbone, self.resolution, dev)
         out = np.empty((len(X), dim), np.float32)
+        bs = self.batch_size
         with torch.inference_mode(), autocast_bf16(dev):
-            for i in range(0, len(X), self.batch_size):
-                xb = to_tensor(X[i:i + self.batch_size]).to(dev, non_blocking=True)
-                out[i:i + len(xb)] = model(prep(xb)).float().cpu().numpy()
+            for i in range(0, len(X), bs):
+                xb = to_tensor(X[i:i + bs]).to(dev, non_blocking=True)
+                n = len(xb)
+                if self.compile and n < bs and len(X) > bs:  # same shape as the other batches: no recompilation
+                    xb = torch.cat([xb, xb[-1:].expand(bs - n, -1, -1, -1)])
+                x = prep(xb).contiguous(memory_format=torch.channels_last)
+                out[i:i + n] = model(x)[:n].float().cpu().numpy()
         return out
 
 
@@ -216,7 +265,7 @@ class FrozenFeatureClassifier(TunedFeatureClassifier):
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FrozenFeatureClassifier:
         super().fit(X, y, X_val=X_val, y_val=y_val)
-        model, _ = load_backbone(self.features.backbone, self.features.weights)
+        model, _ = load_embedder(self.features.backbone, self.features.weights, self.features.multiscale)
         self._backbone_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         self.fit_info_["n_params"] = sum(p.numel() for p in model.parameters())
         self.fit_info_["device"] = str(pick_device(self.features.device))

@@ -10,8 +10,10 @@ import skimage.data
 import torch
 
 from pipelines import cache
+from pipelines.catalogue.transfer import LOGREG_GRID
 from pipelines.registry import create
 from pipelines.transfer import (
+    BackboneFeatures,
     ImagenetPrep,
     WeightsUnavailableError,
     imagenet_model,
@@ -80,6 +82,39 @@ def test_prep_replicates_grayscale_and_resizes():
     assert torch.allclose(out[:, 0], torch.full_like(out[:, 0], (128 / 255 - 0.485) / 0.229), atol=1e-5)
 
 
+def _photos() -> np.ndarray:
+    return np.stack([skimage.data.chelsea()[:300, 75:375], skimage.data.coffee()[:300, 100:400],
+                     skimage.data.astronaut()[:300, 100:400]])
+
+
+def test_multiscale_embedding_is_pooled_blocks_then_the_plain_embedding():
+    X = _photos()
+    plain = BackboneFeatures(resolution=64)._extract(X)
+    multi = BackboneFeatures(resolution=64, multiscale=True)._extract(X)
+    assert plain.shape == (3, 1280) and multi.shape == (3, 112 + 192 + 320 + 1280)
+    np.testing.assert_allclose(multi[:, -1280:], plain, atol=1e-5)
+    # block 6's part, recomputed block by block with timm's modules (not forward_intermediates)
+    model, _ = load_backbone("efficientnet_lite0")
+    prep = ImagenetPrep.for_backbone("efficientnet_lite0", 64, torch.device("cpu"))
+    with torch.inference_mode():
+        x = model.bn1(model.conv_stem(prep(torch.from_numpy(X).permute(0, 3, 1, 2))))
+        for block in model.blocks:
+            x = block(x)
+    np.testing.assert_allclose(multi[:, 112 + 192:112 + 192 + 320], x.mean((2, 3)).numpy(), atol=1e-5)
+    assert multi[:, :112].std(axis=0).mean() > 0  # the earlier blocks differ between images too
+    with pytest.raises(ValueError, match="multiscale embeddings are available for"):
+        BackboneFeatures(backbone="resnet18", multiscale=True)._extract(X)
+
+
+@pytest.mark.slow
+def test_compiled_extraction_matches_eager_including_the_padded_last_batch(digits_split):
+    X = digits_split.X_test[:40]  # 2 batches of 16, then 8 images padded to 16
+    eager = BackboneFeatures(resolution=32, batch_size=16, multiscale=True)._extract(X)
+    compiled = BackboneFeatures(resolution=32, batch_size=16, multiscale=True, compile=True)._extract(X)
+    assert compiled.shape == eager.shape == (40, 1904)
+    np.testing.assert_allclose(compiled, eager, atol=1e-4)
+
+
 def test_frozen_features_logreg_on_digits_is_accurate_and_cached(digits_split, tmp_path):
     d = digits_split
     cache.set_cache_dir(tmp_path / "features")
@@ -88,7 +123,10 @@ def test_frozen_features_logreg_on_digits_is_accurate_and_cached(digits_split, t
     acc = float(np.mean(clf.predict(d.X_test) == d.y_test))
     assert acc >= 0.90, acc  # measured 0.95 at 64 px (pixels-logreg: ~0.96 on these 8×8 digits)
     info = clf.fit_info_
-    assert info["n_features"] == 1280 and not info["features_cached"] and info["n_params"] > 3_000_000
+    # blocks 4-6 (112 + 192 + 320 channels) + the 1280-d penultimate layer; C searched on every training image
+    assert info["n_features"] == 1904 and not info["features_cached"] and info["n_params"] > 3_000_000
+    assert info["tune_n_train"] == len(d.y_train) and info["chosen_params"]["logisticregression__C"] in LOGREG_GRID[
+        "logisticregression__C"]
     assert clf.model_size_bytes() > 10_000_000
     again = create("efficientnet_lite0-features-logreg", resolution=64).fit(d.X_train, d.y_train,
                                                                             X_val=d.X_val, y_val=d.y_val)

@@ -103,13 +103,11 @@ def bench_extraction(X: np.ndarray, backbone: str, resolution: int, batch: int, 
         return n / (time.perf_counter() - t0)
 
     model, _ = load_backbone(backbone)
-    model = model.to(dev).eval()
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(dev).eval().to(memory_format=torch.channels_last)
     p = ImagenetPrep.for_backbone(backbone, resolution, dev)
     with torch.inference_mode():
         xf = torch.cat([p(torch.from_numpy(np.ascontiguousarray(X[i:i + batch].transpose(0, 3, 1, 2))).to(dev))
-                        for i in range(0, n, batch)])
+                        for i in range(0, n, batch)]).contiguous(memory_format=torch.channels_last)
 
     def bare() -> float:
         _sync(dev)

@@ -175,7 +175,7 @@ def frozen_linear_model(est: Any) -> tuple[Any, Callable, Any] | None:
     import torch
     from sklearn.preprocessing import StandardScaler
 
-    from pipelines.transfer import BackboneFeatures, ImagenetPrep, load_backbone
+    from pipelines.transfer import BackboneFeatures, ImagenetPrep, load_embedder
 
     feats, clf = getattr(est, "features_", None), getattr(est, "classifier_", None)
     if not isinstance(feats, BackboneFeatures) or clf is None:
@@ -190,7 +190,7 @@ def frozen_linear_model(est: Any) -> tuple[Any, Callable, Any] | None:
         b = b - W @ (sc.mean_ if sc.mean_ is not None else 0.0)
     if W.shape[0] == 1:  # binary: the decision function is the logit of the second class
         W, b = np.vstack([np.zeros_like(W), W]), np.concatenate([[0.0], b])
-    backbone, dim = load_backbone(feats.backbone, feats.weights)
+    backbone, dim = load_embedder(feats.backbone, feats.weights, feats.multiscale)
     head = torch.nn.Linear(dim, W.shape[0])
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(W).float())
