@@ -35,17 +35,21 @@ class ImageFeatures(TransformerMixin, BaseEstimator):
     """Stateless image → feature-vector transformer with on-disk caching.
 
     Subclasses implement ``_extract(X) -> (N, D) float32`` and may bump ``version`` when their output
-    changes. ``last_time_s_`` / ``last_cached_`` describe the latest ``transform`` call.
+    changes; parameters in ``cache_exclude`` only change how the result is computed (batch size, compilation),
+    not the result, so they are left out of the cache key. ``last_time_s_`` / ``last_cached_`` describe the
+    latest ``transform`` call.
     """
 
     version = "1"
+    cache_exclude: tuple[str, ...] = ()
 
     def fit(self, X: Any, y: Any = None) -> ImageFeatures:
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         X = check_images(X)
-        res = cached_array(type(self).__name__, self.get_params(), X, lambda: self._extract(X), self.version)
+        params = {k: v for k, v in self.get_params().items() if k not in self.cache_exclude}
+        res = cached_array(type(self).__name__, params, X, lambda: self._extract(X), self.version)
         self.last_time_s_, self.last_cached_ = res.compute_time_s, res.cached
         return res.value
 

@@ -128,8 +128,9 @@ def test_frozen_features_logreg_on_digits_is_accurate_and_cached(digits_split, t
     assert info["tune_n_train"] == len(d.y_train) and info["chosen_params"]["logisticregression__C"] in LOGREG_GRID[
         "logisticregression__C"]
     assert clf.model_size_bytes() > 10_000_000
-    again = create("efficientnet_lite0-features-logreg", resolution=64).fit(d.X_train, d.y_train,
-                                                                            X_val=d.X_val, y_val=d.y_val)
+    # the batch size (like compile) changes how embeddings are computed, not what they are: same cache entry
+    again = create("efficientnet_lite0-features-logreg", resolution=64, batch_size=32).fit(
+        d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
     assert again.fit_info_["features_cached"]
     assert np.array_equal(again.predict(d.X_test), clf.predict(d.X_test))
 
