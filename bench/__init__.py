@@ -5,5 +5,6 @@ __version__ = "0.1.0"
 # Results tagged with another ``cvbench.code_version`` are not comparable with today's (reports exclude them).
 # Neutral home so that readers of the store (bench.report) need not import bench.runner; bench.runner's
 # CODE_VERSION must equal it (tests/test_report.py checks). "2": EfficientNet-Lite0 now runs as trained (TF padding,
-# [-1, 1] inputs), which changes every transfer result.
-CODE_VERSION = "2"
+# [-1, 1] inputs), which changes every transfer result. "3": EfficientNet-Lite0 embeddings are multiscale by default
+# and the frozen-feature logreg has its own C grid.
+CODE_VERSION = "3"
