@@ -41,9 +41,8 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
                                  batch_size=batch_size, compile=compile, device=device)
         return FrozenFeatureClassifier(feats, est, grid, tune_max_train=tune_max_train, seed=seed)
 
-    factory.__doc__ = (f"Frozen ImageNet {backbone} embeddings (cached"
-                       f"{'; global-pooled blocks ' + str(MULTISCALE_BLOCKS[backbone]) + ' + penultimate layer' if multiscale_default else ''})"
-                       f" → {clf} tuned on validation.")
+    blocks = f"; global-pooled blocks {MULTISCALE_BLOCKS[backbone]} + penultimate layer" if multiscale_default else ""
+    factory.__doc__ = f"Frozen ImageNet {backbone} embeddings (cached{blocks}) → {clf} tuned on validation."
     factory.__name__ = f"{backbone}_features_{clf}"
     return factory
 
