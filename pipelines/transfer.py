@@ -267,10 +267,12 @@ class FrozenFeatureClassifier(TunedFeatureClassifier):
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FrozenFeatureClassifier:
         super().fit(X, y, X_val=X_val, y_val=y_val)
-        model, _ = load_embedder(self.features.backbone, self.features.weights, self.features.multiscale)
+        # one network, even when it embeds at two resolutions (ConcatFeatures of BackboneFeatures)
+        f = self.features.parts[0] if hasattr(self.features, "parts") else self.features
+        model, _ = load_embedder(f.backbone, f.weights, f.multiscale)
         self._backbone_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         self.fit_info_["n_params"] = sum(p.numel() for p in model.parameters())
-        self.fit_info_["device"] = str(pick_device(self.features.device))
+        self.fit_info_["device"] = str(pick_device(f.device))
         return self
 
     def model_size_bytes(self) -> int:

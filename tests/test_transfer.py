@@ -135,6 +135,20 @@ def test_frozen_features_logreg_on_digits_is_accurate_and_cached(digits_split, t
     assert np.array_equal(again.predict(d.X_test), clf.predict(d.X_test))
 
 
+def test_extra_resolution_puts_a_second_embedding_beside_the_first(digits_split, tmp_path):
+    d = digits_split
+    cache.set_cache_dir(tmp_path / "features")
+    one = create("efficientnet_lite0-features-logreg", resolution=32).fit(d.X_train, d.y_train,
+                                                                          X_val=d.X_val, y_val=d.y_val)
+    two = create("efficientnet_lite0-features-logreg", resolution=32, extra_resolution=48).fit(
+        d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+    assert two.fit_info_["n_features"] == 2 * 1904 and two.fit_info_["n_params"] == one.fit_info_["n_params"]
+    F1, F2 = one.transform(d.X_test[:20]), two.transform(d.X_test[:20])
+    np.testing.assert_array_equal(F2[:, :1904], F1)  # the 32-px part, read from the same cache entry
+    assert not np.allclose(F2[:, 1904:], F1, atol=1e-3)
+    assert np.mean(two.predict(d.X_test) == d.y_test) >= 0.85
+
+
 def test_finetune_probes_with_a_frozen_backbone_then_fine_tunes_it(digits_split):
     d = digits_split
     snaps = []

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sklearn.base import clone
+
 from pipelines import classifiers
+from pipelines.features.concat import ConcatFeatures
 from pipelines.registry import register
 from pipelines.transfer import (
     BACKBONES,
@@ -30,15 +33,17 @@ LOGREG_GRID = {"logisticregression__C": [0.001, 0.003, 0.01, 0.03]}
 def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureClassifier]:
     multiscale_default = backbone in MULTISCALE_BLOCKS
 
-    def factory(resolution: int = 224, weights: str = "imagenet", multiscale: bool = multiscale_default,
-                batch_size: int = 128, compile: bool = False, tune: bool = True, device: str = "auto",
-                seed: int = 0) -> FrozenFeatureClassifier:
+    def factory(resolution: int = 224, extra_resolution: int | None = None, weights: str = "imagenet",
+                multiscale: bool = multiscale_default, batch_size: int = 128, compile: bool = False,
+                tune: bool = True, device: str = "auto", seed: int = 0) -> FrozenFeatureClassifier:
         est, grid = classifiers.make_classifier(clf, seed=seed, tune=tune)
         tune_max_train = classifiers.TUNE_MAX_TRAIN[clf]
         if clf == "logreg" and tune:
             grid, tune_max_train = LOGREG_GRID, None
         feats = BackboneFeatures(backbone=backbone, resolution=resolution, weights=weights, multiscale=multiscale,
                                  batch_size=batch_size, compile=compile, device=device)
+        if extra_resolution is not None:  # the same network at a second input size, side by side (each cached)
+            feats = ConcatFeatures([feats, clone(feats).set_params(resolution=extra_resolution)], normalize=False)
         return FrozenFeatureClassifier(feats, est, grid, tune_max_train=tune_max_train, seed=seed)
 
     blocks = f"; global-pooled blocks {MULTISCALE_BLOCKS[backbone]} + penultimate layer" if multiscale_default else ""
