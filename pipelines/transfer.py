@@ -207,6 +207,9 @@ class Embedder(nn.Module):
         return torch.cat([t.mean((2, 3)) for t in inter] + [self.backbone.forward_head(final, pre_logits=True)], 1)
 
 
+_MULTISCALE_DIM: dict[tuple[str, str], int] = {}
+
+
 def load_embedder(name: str, weights: str = "imagenet", multiscale: bool = False) -> tuple[Embedder, int]:
     """:class:`Embedder` for backbone ``name`` and its embedding size."""
     if multiscale and name not in MULTISCALE_BLOCKS:
@@ -215,8 +218,10 @@ def load_embedder(name: str, weights: str = "imagenet", multiscale: bool = False
     backbone, dim = load_backbone(name, weights)
     model = Embedder(backbone, MULTISCALE_BLOCKS[name] if multiscale else ()).eval()
     if multiscale:
-        with torch.inference_mode():
-            dim = model(torch.zeros(1, 3, 32, 32)).shape[1]
+        if (name, weights) not in _MULTISCALE_DIM:  # one tiny forward per process, not one per extraction
+            with torch.inference_mode():
+                _MULTISCALE_DIM[name, weights] = model(torch.zeros(1, 3, 32, 32)).shape[1]
+        dim = _MULTISCALE_DIM[name, weights]
     return model, dim
 
 
@@ -224,8 +229,8 @@ class BackboneFeatures(ImageFeatures):
     """Frozen backbone embeddings (see :class:`Embedder`), cached on disk like classical features.
 
     On every device the network runs channels-last (on the 2-core CPU, EfficientNet-Lite0 at 224 px: about
-    1.8× faster than NCHW). ``compile=True`` adds ``torch.compile`` (about 45 s of compilation on that CPU, then about 3×
-    faster again); the last batch is padded to full size so that it needs no second compilation.
+    1.8× faster than NCHW). ``compile=True`` adds ``torch.compile`` (about 45 s of compilation on that CPU,
+    then about 3× faster again); the last batch is padded to full size so that it needs no second compilation.
     """
 
     version = "2"
@@ -267,9 +272,10 @@ class FrozenFeatureClassifier(TunedFeatureClassifier):
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FrozenFeatureClassifier:
         super().fit(X, y, X_val=X_val, y_val=y_val)
-        # one network, even when it embeds at two resolutions (ConcatFeatures of BackboneFeatures)
+        # one network, even when it embeds at two resolutions (ConcatFeatures of BackboneFeatures); the
+        # embedder adds no parameters to the backbone
         f = self.features.parts[0] if hasattr(self.features, "parts") else self.features
-        model, _ = load_embedder(f.backbone, f.weights, f.multiscale)
+        model, _ = load_backbone(f.backbone, f.weights)
         self._backbone_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         self.fit_info_["n_params"] = sum(p.numel() for p in model.parameters())
         self.fit_info_["device"] = str(pick_device(f.device))
