@@ -147,6 +147,14 @@ def test_extra_resolution_puts_a_second_embedding_beside_the_first(digits_split,
     np.testing.assert_array_equal(F2[:, :1904], F1)  # the 32-px part, read from the same cache entry
     assert not np.allclose(F2[:, 1904:], F1, atol=1e-3)
     assert np.mean(two.predict(d.X_test) == d.y_test) >= 0.85
+    # a list gives one more part per size; the parts already extracted come from the cache
+    three = create("efficientnet_lite0-features-logreg", resolution=32, extra_resolution=[48, 40]).features
+    F3 = three.transform(d.X_test[:20])
+    assert F3.shape == (20, 3 * 1904) and not three.last_cached_
+    np.testing.assert_array_equal(F3[:, :2 * 1904], F2)
+    for bad in ([], [48, 0], "48"):
+        with pytest.raises(ValueError, match="extra_resolution must be"):
+            create("efficientnet_lite0-features-logreg", extra_resolution=bad)
 
 
 def test_finetune_probes_with_a_frozen_backbone_then_fine_tunes_it(digits_split):

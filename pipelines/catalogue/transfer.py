@@ -33,7 +33,7 @@ LOGREG_GRID = {"logisticregression__C": [0.001, 0.003, 0.01, 0.03]}
 def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureClassifier]:
     multiscale_default = backbone in MULTISCALE_BLOCKS
 
-    def factory(resolution: int = 224, extra_resolution: int | None = None, weights: str = "imagenet",
+    def factory(resolution: int = 224, extra_resolution: int | list[int] | None = None, weights: str = "imagenet",
                 multiscale: bool = multiscale_default, batch_size: int = 128, compile: bool = False,
                 tune: bool = True, device: str = "auto", seed: int = 0) -> FrozenFeatureClassifier:
         est, grid = classifiers.make_classifier(clf, seed=seed, tune=tune)
@@ -42,8 +42,11 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
             grid, tune_max_train = LOGREG_GRID, None
         feats = BackboneFeatures(backbone=backbone, resolution=resolution, weights=weights, multiscale=multiscale,
                                  batch_size=batch_size, compile=compile, device=device)
-        if extra_resolution is not None:  # the same network at a second input size, side by side (each cached)
-            feats = ConcatFeatures([feats, clone(feats).set_params(resolution=extra_resolution)], normalize=False)
+        if extra_resolution is not None:  # the same network at more input sizes, side by side (each cached)
+            extra = [extra_resolution] if isinstance(extra_resolution, int) else list(extra_resolution)
+            if not extra or not all(isinstance(r, int) and r > 0 for r in extra):
+                raise ValueError(f"extra_resolution must be a positive int or a list of them, got {extra_resolution!r}")
+            feats = ConcatFeatures([feats, *(clone(feats).set_params(resolution=r) for r in extra)], normalize=False)
         return FrozenFeatureClassifier(feats, est, grid, tune_max_train=tune_max_train, seed=seed)
 
     blocks = f"; global-pooled blocks {MULTISCALE_BLOCKS[backbone]} + penultimate layer" if multiscale_default else ""
