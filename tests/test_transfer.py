@@ -152,7 +152,7 @@ def test_extra_resolution_puts_a_second_embedding_beside_the_first(digits_split,
     F3 = three.transform(d.X_test[:20])
     assert F3.shape == (20, 3 * 1904) and not three.last_cached_
     np.testing.assert_array_equal(F3[:, :2 * 1904], F2)
-    for bad in ([], [48, 0], "48"):
+    for bad in ([], [48, 0], "48", 1.5, True):
         with pytest.raises(ValueError, match="extra_resolution must be"):
             create("efficientnet_lite0-features-logreg", extra_resolution=bad)
 

@@ -45,8 +45,8 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
         # The same network at more input sizes, side by side (each part cached). CIFAR-10 (45,000 train), logistic
         # regression, test accuracy: 224 px 83.5%; + 160 px 84.6%; + 160 px + 128 px 85.3%.
         if extra_resolution is not None:
-            extra = [extra_resolution] if isinstance(extra_resolution, int) else list(extra_resolution)
-            if not extra or not all(isinstance(r, int) and r > 0 for r in extra):
+            extra = [extra_resolution] if isinstance(extra_resolution, int) else extra_resolution
+            if not isinstance(extra, list | tuple) or not extra or not all(type(r) is int and r > 0 for r in extra):
                 raise ValueError(f"extra_resolution must be a positive int or a list of them, got {extra_resolution!r}")
             feats = ConcatFeatures([feats, *(clone(feats).set_params(resolution=r) for r in extra)], normalize=False)
         return FrozenFeatureClassifier(feats, est, grid, tune_max_train=tune_max_train, seed=seed)
