@@ -174,8 +174,8 @@ def _jobs(a: argparse.Namespace) -> list:
                           "(see `python -m bench list --json` for each pipeline's params)")
     for j in jobs:
         try:
-            j.identity()  # validates parameter names now, before anything runs
-        except TypeError as e:
+            j.identity()  # validates parameter names, types and ranges now, before anything runs
+        except (TypeError, ValueError) as e:
             raise ConfigError(str(e)) from None
     return jobs
 

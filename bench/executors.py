@@ -20,7 +20,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.runner import Job, JobResult
@@ -46,6 +46,7 @@ class Context:
     load_kw: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
+    concurrency: int = 1  # jobs that may run at once on the hardware: recorded on every run (contended timings)
 
 
 _TRACKERS: dict[str, Any] = {}
@@ -89,7 +90,8 @@ def run_job(task: Task, ctx: Context) -> JobResult:
         load_kw = dict(ctx.load_kw)
         load_kw.setdefault("cache_dir", dataset_cache_dir())
         tracker = _tracker(ctx.tracking_uri)
-        res = execute(task.job, tracker, task.experiment_id, task.parent_id, load_kw=load_kw)
+        res = execute(task.job, tracker, task.experiment_id, task.parent_id, load_kw=load_kw,
+                      concurrency=ctx.concurrency)
         with contextlib.suppress(Exception):  # which machine and process ran it (the run is already FINISHED)
             tracker.set_tags(res.run_id, {"cvbench.worker": f"{socket.gethostname()}:{os.getpid()}"})
         return res
@@ -118,6 +120,7 @@ class Executor:
 
     name = "local"
     in_process = False
+    concurrency = 1  # how many jobs may run at once (recorded on each run: timings under contention)
 
     def __init__(self, retries: int = 0):
         if retries < 0:
@@ -186,6 +189,7 @@ class LocalExecutor(Executor):
 
             raise ConfigError("--jobs must be ≥ 1")
         self.jobs = jobs
+        self.concurrency = jobs
         self.in_process = jobs == 1
         self.name = "local" if jobs == 1 else f"local pool ×{jobs}"
         self._pool: Any = None
@@ -206,7 +210,7 @@ class LocalExecutor(Executor):
         if self._pool is None:
             self.start()
         threads = max(1, (os.cpu_count() or 1) // self.jobs)  # no oversubscription: cores shared by the pool
-        return self._pool.submit(run_job, task, Context(ctx.tracking_uri, ctx.load_kw, ctx.env, threads))
+        return self._pool.submit(run_job, task, replace(ctx, threads=threads, concurrency=self.concurrency))
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -261,7 +265,11 @@ class RayExecutor(Executor):
                           object_store_memory=self.object_store_mb * 2**20)
             ray.init(**kw)
             self._owns = True
-        self._gpus = float(ray.cluster_resources().get("GPU", 0))
+        res = ray.cluster_resources()
+        self._gpus = float(res.get("GPU", 0))
+        # tasks at once on this cluster: what its CPUs allow at cpus_per_job each (a cluster spans machines, and
+        # each run also records its worker's hardware)
+        self.concurrency = max(1, int(float(res.get("CPU", 1)) // max(self.cpus_per_job, 1e-9)))
         # Ray's own retries cover worker crashes (system failures); exceptions are retried by Executor.run.
         self._remote = ray.remote(max_retries=self.retries)(run_job)
 
@@ -285,7 +293,7 @@ class RayExecutor(Executor):
         spec_family = _family(task.job.pipeline)
         gpus = 1 if (self._gpus >= 1 and spec_family in GPU_FAMILIES) else 0
         threads = max(1, int(self.cpus_per_job))
-        ctx = Context(ctx.tracking_uri, ctx.load_kw, ctx.env, threads)
+        ctx = replace(ctx, threads=threads, concurrency=self.concurrency)
         return self._remote.options(num_cpus=self.cpus_per_job, num_gpus=gpus).remote(task, ctx)
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,8 @@ import numpy as np
 from bench import CODE_VERSION  # bump it there when a change makes earlier results incomparable
 from bench.datasets import SplitData, SplitOptions
 from bench.datasets.stream import chunk_estimator, prepare_auto
-from bench.errors import UserError
-from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_size_mb
+from bench.errors import ConfigError, UserError
+from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_size_mb, release_memory
 from bench.tracking import Tracker, results_dir
 from pipelines import cache as feature_cache
 from pipelines.cache import set_cache_dir
@@ -38,6 +38,13 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     split: SplitOptions = field(default_factory=SplitOptions)
     image_size: int | None = None
+    split_hash: str | None = None  # the data this job sees (split indices + image content), once loaded
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"--seed {self.seed!r}: a seed must be a non-negative integer")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
+            raise ConfigError(f"--image-size {self.image_size!r}: must be an integer ≥ 8 (pixels)")
 
     def resolved_params(self) -> dict[str, Any]:
         spec = get_spec(self.pipeline)
@@ -46,10 +53,18 @@ class Job:
             params["seed"] = self.seed
         return params
 
+    def for_data(self, data: SplitData) -> Job:
+        """This job bound to the data it will see: the identity then covers the images themselves, so a
+        changed ``folder:`` dataset is a new job."""
+        if self.split_hash not in (None, data.split_hash):
+            raise RuntimeError(f"{self.run_name}: the dataset changed since the job was planned "
+                               f"(split hash {self.split_hash} → {data.split_hash}); rerun the command")
+        return replace(self, split_hash=data.split_hash)
+
     def identity(self) -> str:
         blob = {"dataset": self.dataset, "split": self.split.as_params(), "image_size": self.image_size,
-                "pipeline": self.pipeline, "params": self.resolved_params(), "seed": self.seed,
-                "code_version": CODE_VERSION}
+                "split_hash": self.split_hash, "pipeline": self.pipeline, "params": self.resolved_params(),
+                "seed": self.seed, "code_version": CODE_VERSION}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     @property
@@ -138,22 +153,29 @@ def _artifacts(job: Job, data: SplitData, y_pred: np.ndarray, info: dict[str, An
 
 def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | None = None,
             data: SplitData | None = None, load_kw: dict[str, Any] | None = None,
-            progress: Callable[[str], None] | None = None) -> JobResult:
-    """Run one job as one MLflow run; the run ends FINISHED only if every step succeeded."""
-    from sklearn.metrics import accuracy_score, f1_score
+            progress: Callable[[str], None] | None = None, concurrency: int = 1) -> JobResult:
+    """Run one job as one MLflow run; the run ends FINISHED only if every step succeeded.
+
+    The data is loaded before the run is created, so a load that fails leaves no run behind. ``concurrency``
+    is how many jobs may share the hardware meanwhile (1: exclusive); it is recorded, and reports never mix
+    contended timings with exclusive ones.
+    """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
     from pipelines.registry import create
 
+    t_start = time.perf_counter()
+    with Timer() as t_load:
+        if data is None:
+            data = prepare_auto(job.dataset, job.split, image_size=job.image_size, **(load_kw or {}))
+    job = job.for_data(data)
     spec = get_spec(job.pipeline)
     params = job.resolved_params()
     tags = {"cvbench.kind": "job", "cvbench.job_id": job.identity(), "cvbench.code_version": CODE_VERSION,
-            "dataset": job.dataset, "pipeline": job.pipeline, "seed": str(job.seed), "family": spec.family,
-            "features": spec.features, "classifier": spec.classifier, **environment_tags()}
-    t_start = time.perf_counter()
+            "cvbench.concurrency": str(concurrency), "dataset": job.dataset, "pipeline": job.pipeline,
+            "seed": str(job.seed), "family": spec.family, "features": spec.features, "classifier": spec.classifier,
+            **environment_tags()}
     with tracker.run(experiment_id, job.run_name, tags, parent_id) as run_id:
-        with Timer() as t_load:
-            if data is None:
-                data = prepare_auto(job.dataset, job.split, image_size=job.image_size, **(load_kw or {}))
         tracker.log_params(run_id, {
             **{f"pipeline.{k}": v for k, v in params.items()},
             "dataset": job.dataset, "pipeline": job.pipeline, "seed": job.seed,
@@ -177,36 +199,36 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
 
         if progress:
             progress(f"  fit   {len(data.y_train)} train / {len(data.y_val)} val images")
-        with PeakRSS() as mem, Timer() as t_fit:
+        release_memory()  # the job's own footprint, not what earlier jobs freed (see PeakRSS)
+        with PeakRSS() as mem_fit, Timer() as t_fit:
             est.fit(data.X_train, data.y_train, **_fit_kwargs(est, data, on_epoch))
         info = dict(getattr(est, "fit_info_", {}) or {})
-        with PeakRSS() as mem2, Timer() as t_pred:
+        release_memory()
+        with PeakRSS() as mem_pred, Timer() as t_pred:
             y_pred = np.asarray(est.predict(data.X_test))
-        # Test features read from the cache cost nothing now: charge the time they took to compute, so every
-        # job sharing them reports the pipeline's real inference speed; latency is timed with no cache at all.
-        feats = getattr(est, "features_", None)
-        predict_s = t_pred.seconds + (float(getattr(feats, "last_time_s_", 0.0))
-                                      if getattr(feats, "last_cached_", False) else 0.0)
-        with feature_cache.disabled():
-            latency = latency_ms(est.predict, data.X_test)
         metrics = {
             "test_accuracy": accuracy_score(data.y_test, y_pred),
+            "test_balanced_accuracy": balanced_accuracy_score(data.y_test, y_pred),  # mean per-class accuracy
             "test_macro_f1": f1_score(data.y_test, y_pred, average="macro", zero_division=0),
-            "fit_time_s": t_fit.seconds, "predict_time_s": predict_s,
-            "inference_img_per_s": len(y_pred) / max(predict_s, 1e-9),
-            "latency_ms_per_img": latency,
-            "peak_rss_mb": max(mem.peak_mb, mem2.peak_mb), "model_size_mb": model_size_mb(est),
+            **_cost_metrics(est, info, t_fit.seconds, t_pred.seconds, len(y_pred)),
+            "fit_peak_rss_mb": mem_fit.peak_mb, "predict_peak_rss_mb": mem_pred.peak_mb,
+            "peak_rss_mb": max(mem_fit.peak_mb, mem_pred.peak_mb), "model_size_mb": model_size_mb(est),
             # the dataset's own load time (decode or cache read), even when the grid loaded it once for many jobs
             "load_time_s": data.meta.get("load_time_s", t_load.seconds),
         }
+        # one image through the ready model: no feature cache, no copy or compilation per call
+        with feature_cache.disabled():
+            metrics["latency_ms_per_img"] = latency_ms(est.predict, data.X_test)
         if len(data.y_val):
             metrics["val_accuracy"] = float(np.mean(np.asarray(est.predict(data.X_val)) == data.y_val))
-        for k in ("feature_time_s", "n_params", "n_features", "n_empty_images", "epochs_run", "best_epoch"):
+        for k in ("n_params", "n_features", "n_empty_images", "epochs_run", "best_epoch"):
             if isinstance(info.get(k), int | float | np.integer | np.floating):
                 metrics[k] = float(info[k])
         tracker.log_metrics(run_id, metrics, step=len(getattr(est, "history_", []) or []))
         extra_tags = {"features_cached": str(bool(info.get("features_cached", False))).lower(),
                       "dataset_cache": data.meta.get("cache", "none")}
+        if "tuned" in info:  # false: no validation split (or every tuned value fixed), constructor values used
+            extra_tags["tuned"] = str(bool(info["tuned"])).lower()
         if info.get("svm_mode"):  # exact SVC or a kernel approximation, chosen by training-set size
             extra_tags["svm_mode"] = str(info["svm_mode"])
         if info.get("device"):
@@ -216,6 +238,33 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
             tracker.log_params(run_id, {f"tuned.{k}": v for k, v in info["chosen_params"].items()})
         tracker.log_artifacts(run_id, _artifacts(job, data, y_pred, info))
     return JobResult(job, "FINISHED", run_id, metrics, seconds=time.perf_counter() - t_start)
+
+
+def _cost_metrics(est: Any, info: dict[str, Any], fit_wall: float, predict_wall: float, n_test: int
+                  ) -> dict[str, float]:
+    """What fitting and predicting cost from raw images, whatever the feature cache held.
+
+    Feature time is charged at its computed cost (the cache's recorded time when read from it) in place of the
+    wall time actually spent reading it, so a job reports the same costs first in a grid or after another job
+    that shared its features. The parts are logged too: ``feature_time_s`` (train + val features),
+    ``train_time_s`` (tuning and training), ``predict_feature_time_s`` + ``predict_classifier_time_s``.
+    """
+    out: dict[str, float] = {}
+    feat, feat_wall = info.get("feature_time_s"), info.get("feature_wall_s")
+    if feat is not None:
+        train = max(0.0, fit_wall - float(feat_wall if feat_wall is not None else 0.0))
+        out.update(feature_time_s=float(feat), train_time_s=train, fit_time_s=float(feat) + train)
+    else:
+        out.update(train_time_s=fit_wall, fit_time_s=fit_wall)
+    p_feat, p_wall = getattr(est, "last_feature_time_s_", None), getattr(est, "last_feature_wall_s_", None)
+    if p_feat is not None and p_wall is not None:
+        clf = max(0.0, predict_wall - float(p_wall))
+        out.update(predict_feature_time_s=float(p_feat), predict_classifier_time_s=clf)
+        predict = float(p_feat) + clf
+    else:
+        predict = predict_wall
+    out.update(predict_time_s=predict, inference_img_per_s=n_test / max(predict, 1e-9))
+    return out
 
 
 def configure_caches() -> None:
@@ -228,27 +277,52 @@ def dataset_cache_dir() -> str:
     return str(results_dir() / "cache" / "datasets")
 
 
+def _load(dataset: str, split: SplitOptions, image_size: int | None, load_kw: dict[str, Any],
+          log: Callable[[str], None]) -> SplitData:
+    opts = ", ".join(f"{k}={v}" for k, v in split.as_params().items() if v is not None and v is not False)
+    log(f"load  {dataset} ({opts})" + (f" image_size={image_size}" if image_size else ""))
+    data = prepare_auto(dataset, split, image_size=image_size, **load_kw)
+    if skipped := data.meta.get("skipped"):
+        log(f"warning: {dataset}: skipped {len(skipped)} file(s), listed with their reasons in each run's "
+            "skipped_files.csv: " + "; ".join(f"{f} ({why})" for f, why in skipped[:3])
+            + ("; …" if len(skipped) > 3 else ""))
+    return data
+
+
 def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool = False,
              data_dir: str | None = None, log: Callable[[str], None] = print,
              keep_going: bool = True, executor: Any = None) -> list[JobResult]:
     """Run ``jobs``: one parent run per dataset, one child run per job.
 
-    ``executor`` (:mod:`bench.executors`) decides where jobs run; ``None`` or a one-process local executor runs
-    them here, in order, keeping one dataset in memory between jobs. Other executors get self-contained tasks.
+    Every job's parameters are checked, and every dataset is loaded (its split hash joins the job identity),
+    before any experiment or run is created: a bad request or a dataset that cannot be loaded leaves nothing
+    behind. ``executor`` (:mod:`bench.executors`) decides where jobs run; ``None`` or a one-process local
+    executor runs them here, in order, keeping one dataset in memory between jobs. Other executors get
+    self-contained tasks.
     """
     tracker = tracker or Tracker()
     configure_caches()
     load_kw = {"data_dir": data_dir, "cache_dir": dataset_cache_dir()}
     jobs = list(jobs)
+    for j in jobs:
+        j.resolved_params()  # unknown or invalid parameters fail here, before anything is loaded or logged
     results: list[JobResult] = []
     by_dataset: dict[str, list[Job]] = {}
     for j in jobs:
         by_dataset.setdefault(j.dataset, []).append(j)
+    loaded: dict[tuple, SplitData] = {}  # the last protocol loaded, reused by the first jobs that need it
+    hashes: dict[tuple, str] = {}
+    for dataset, djobs in by_dataset.items():
+        for split, image_size in dict.fromkeys((j.split, j.image_size) for j in djobs):
+            loaded.clear()
+            loaded[dataset, split, image_size] = data = _load(dataset, split, image_size, load_kw, log)
+            hashes[dataset, split, image_size] = data.split_hash
     todo_by_dataset: dict[str, tuple[str, list[Job]]] = {}
     for dataset, djobs in by_dataset.items():
         exp_id = tracker.experiment_id(experiment_name(dataset))
         todo = []
         for j in djobs:
+            j = replace(j, split_hash=hashes[dataset, j.split, j.image_size])
             done = [] if force else tracker.finished_runs(exp_id, j.identity())
             if done:
                 results.append(JobResult(j, "SKIPPED", done[0]))
@@ -258,30 +332,23 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
         if todo:
             todo_by_dataset[dataset] = (exp_id, todo)
     if executor is not None and not getattr(executor, "in_process", False):
+        loaded.clear()
         results += _run_distributed(todo_by_dataset, tracker, executor, load_kw, log)
         return results
     retries = getattr(executor, "retries", 0)
     for dataset, (exp_id, todo) in todo_by_dataset.items():
-        cache: dict[tuple, SplitData] = {}
-        with tracker.run(exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent",
+        with tracker.run(exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent", "cvbench.concurrency": "1",
                                                           **environment_tags()}) as parent_id:
             for j in todo:
-                key = (j.split, j.image_size)
+                key = (dataset, j.split, j.image_size)
                 for attempt in range(1, retries + 2):
                     t0 = time.perf_counter()
                     try:
-                        if key not in cache:
-                            cache.clear()  # keep one dataset in memory at a time
-                            opts = ", ".join(f"{k}={v}" for k, v in j.split.as_params().items()
-                                             if v is not None and v is not False)
-                            log(f"load  {dataset} ({opts})")
-                            cache[key] = prepare_auto(dataset, j.split, image_size=j.image_size, **load_kw)
-                            if skipped := cache[key].meta.get("skipped"):
-                                log(f"warning: {dataset}: skipped {len(skipped)} file(s), listed with their reasons "
-                                    "in each run's skipped_files.csv: " + "; ".join(
-                                        f"{f} ({why})" for f, why in skipped[:3]) + ("; …" if len(skipped) > 3 else ""))
+                        if key not in loaded:
+                            loaded.clear()  # keep one dataset in memory at a time
+                            loaded[key] = _load(dataset, j.split, j.image_size, load_kw, log)
                         log(f"run   {j.run_name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
-                        res = execute(j, tracker, exp_id, parent_id, data=cache[key], progress=log)
+                        res = execute(j, tracker, exp_id, parent_id, data=loaded[key], progress=log)
                         acc = res.metrics.get("test_accuracy", float("nan"))
                         log(f"done  {j.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s")
                     except KeyboardInterrupt:
@@ -308,17 +375,12 @@ def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker:
     """Open every dataset's parent run, hand all jobs to ``executor`` at once, close the parents."""
     import contextlib
 
-    from bench.datasets import load_dataset
     from bench.executors import Context, Task
     from pipelines.cache import get_cache_dir
 
     if not todo_by_dataset:
         return []
-    # Decode each dataset once here so workers hit the decoded cache instead of racing to build it.
-    for dataset, (_, todo) in todo_by_dataset.items():
-        for image_size in dict.fromkeys(j.image_size for j in todo):
-            log(f"load  {dataset}" + (f" (image_size={image_size})" if image_size else ""))
-            load_dataset(dataset, image_size=image_size, mmap=True, **load_kw)
+    # run_grid decoded each dataset once already, so workers hit the decoded cache instead of racing to build it
     remote = bool(getattr(executor, "address", None))
     if remote and tracker.is_local_sqlite:
         log(f"warning: workers on other machines cannot write {tracker.uri}; start `make server` and set "
@@ -327,8 +389,9 @@ def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker:
     env = {} if remote else {"CVBENCH_RESULTS": str(results_dir()), "CVBENCH_FEATURE_CACHE": str(get_cache_dir())}
     if os.environ.get("CVBENCH_MEMORY_BUDGET_MB"):
         env["CVBENCH_MEMORY_BUDGET_MB"] = os.environ["CVBENCH_MEMORY_BUDGET_MB"]
-    ctx = Context(tracker.uri, {"data_dir": load_kw.get("data_dir")} if remote else dict(load_kw), env)
     executor.start()
+    ctx = Context(tracker.uri, {"data_dir": load_kw.get("data_dir")} if remote else dict(load_kw), env,
+                  concurrency=getattr(executor, "concurrency", 1))
     try:
         log(f"executor: {executor.describe()}")
         with contextlib.ExitStack() as parents:
@@ -336,6 +399,7 @@ def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker:
             for dataset, (exp_id, todo) in todo_by_dataset.items():
                 parent_id = parents.enter_context(tracker.run(
                     exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent", "cvbench.executor": executor.name,
+                                                     "cvbench.concurrency": str(ctx.concurrency),
                                                      **environment_tags()}))
                 tasks += [Task(j, exp_id, parent_id) for j in todo]
             try:

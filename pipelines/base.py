@@ -11,6 +11,7 @@ from outside; nothing here knows about MLflow.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,13 @@ class FeatureClassifier(ClassifierMixin, BaseEstimator):
         self.param_grid = param_grid
 
     def transform(self, X: Any) -> np.ndarray:
-        return self.features_.transform(check_images(X))
+        """Features of ``X``; ``last_feature_wall_s_`` is the time this call took, ``last_feature_time_s_`` the
+        time the features cost to compute (the cache's recorded time when they were read from it)."""
+        t0 = time.perf_counter()
+        F = self.features_.transform(check_images(X))
+        self.last_feature_wall_s_ = time.perf_counter() - t0
+        self.last_feature_time_s_ = float(getattr(self.features_, "last_time_s_", self.last_feature_wall_s_))
+        return F
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classifier_.predict(self.transform(X))

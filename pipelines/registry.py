@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.params import Interval, InvalidParameterError, check_params
+
+__all__ = ["InvalidParameterError", "PipelineSpec", "create", "expand", "get_spec", "list_pipelines", "register"]
+
 FAMILIES = ("classical", "scratch", "transfer")
 
 
@@ -40,6 +44,7 @@ class PipelineSpec:
     description: str = ""
     unavailable_reason: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    ranges: dict[str, Interval] = field(default_factory=dict)  # allowed ranges beyond pipelines.params'
 
     @property
     def available(self) -> bool:
@@ -56,13 +61,15 @@ class PipelineSpec:
         }
 
     def resolve_params(self, **overrides: Any) -> dict[str, Any]:
-        """Defaults updated with ``overrides``; unknown names raise ``TypeError`` naming the valid ones."""
+        """Defaults updated with ``overrides``; unknown names raise ``TypeError`` naming the valid ones, values
+        the factory's type hints or ranges refuse raise :class:`InvalidParameterError`."""
         params = self.defaults
         unknown = sorted(set(overrides) - set(params))
         if unknown:
             raise TypeError(
                 f"pipeline {self.name!r} has no parameter(s) {unknown}; valid parameters: {sorted(params)}"
             )
+        check_params(self.name, self.factory, overrides, self.ranges)
         params.update(overrides)
         return params
 
@@ -90,6 +97,7 @@ def register(
     classifier: str,
     unavailable_reason: str | None = None,
     tags: tuple[str, ...] = (),
+    ranges: dict[str, Interval] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``factory`` under ``name`` (default: the function name with ``_`` -> ``-``)."""
     if family not in FAMILIES:
@@ -109,6 +117,7 @@ def register(
             description=doc.splitlines()[0] if doc else "",
             unavailable_reason=unavailable_reason,
             tags=tuple(tags),
+            ranges=dict(ranges or {}),
         )
         return factory
 

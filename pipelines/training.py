@@ -51,19 +51,26 @@ def use_all_cores() -> None:
 
 @contextmanager
 def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch/numpy; on CPU also switch to deterministic kernels for the duration (restored after)."""
+    """Inside the block, torch and numpy draw from ``seed``; on CPU, deterministic kernels. Everything is
+    restored after (torch's and numpy's global generators included), so no job's randomness depends on
+    what ran before it in the same process, and no job changes what runs after it."""
     prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    if seed is not None:
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # GPU runs favour speed; seeds still fix init and batches
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+    np_state = np.random.get_state()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            if device.type == "cpu":
+                torch.use_deterministic_algorithms(True, warn_only=True)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # GPU runs favour speed; seeds still fix init and batches
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+            if seed is not None:
+                np.random.set_state(np_state)
 
 
 def to_tensor(X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -101,7 +101,12 @@ def imagenet_model(name: str, weights: str = "imagenet", download: bool = True) 
         raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    torch.manual_seed(0)  # "random" weights are reproducible
+    with torch.random.fork_rng(devices=[]):  # "random" weights are reproducible; the caller's RNG is untouched
+        torch.manual_seed(0)
+        return _build_imagenet_model(name, weights, download).eval()
+
+
+def _build_imagenet_model(name: str, weights: str, download: bool) -> nn.Module:
     if name == "efficientnet_lite0":
         import timm
 
@@ -118,7 +123,7 @@ def imagenet_model(name: str, weights: str = "imagenet", download: bool = True) 
         model = tvm.get_model(name, weights=None)
         if weights == "imagenet":
             model.load_state_dict(_torchvision_state_dict(name, download))
-    return model.eval()
+    return model
 
 
 def strip_head(name: str, model: nn.Module) -> tuple[nn.Module, int]:
@@ -246,13 +251,25 @@ class BackboneFeatures(ImageFeatures):
         self.compile = compile
         self.device = device
 
+    def _network(self, dev: torch.device) -> tuple[nn.Module, int]:
+        """The embedder on ``dev`` (channels-last, compiled if asked), built once per transformer: later calls
+        (batch-1 latency above all) pay no model copy and no compilation."""
+        key = (str(dev), self.backbone, self.weights, self.multiscale, self.compile)
+        if getattr(self, "_net", (None,))[0] != key:
+            model, dim = load_embedder(self.backbone, self.weights, self.multiscale)
+            model = model.to(dev).to(memory_format=torch.channels_last)
+            if self.compile:
+                model = torch.compile(model, dynamic=False)
+            self._net = (key, model, dim)
+        return self._net[1], self._net[2]
+
+    def __getstate__(self) -> dict[str, Any]:  # pickling (model size, studies' model cache): parameters only
+        return {k: v for k, v in self.__dict__.items() if k != "_net"}
+
     def _extract(self, X: np.ndarray) -> np.ndarray:
         dev = pick_device(self.device)
         use_all_cores()
-        model, dim = load_embedder(self.backbone, self.weights, self.multiscale)
-        model = model.to(dev).to(memory_format=torch.channels_last)
-        if self.compile:
-            model = torch.compile(model, dynamic=False)
+        model, dim = self._network(dev)
         prep = ImagenetPrep.for_backbone(self.backbone, self.resolution, dev)
         out = np.empty((len(X), dim), np.float32)
         bs = self.batch_size

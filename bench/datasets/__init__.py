@@ -169,6 +169,9 @@ class SplitData:
 
 def _drop_small_classes(ds: Dataset, opts: SplitOptions) -> Dataset:
     """Remove classes with too few images for the split (with a message naming them); relabel the rest."""
+    if ds.n_classes < 2:
+        raise DatasetError(f"{ds.name}: {ds.n_classes} class(es) ({', '.join(ds.class_names) or 'none'}); a "
+                           "classification benchmark needs at least two: add a folder per class")
     own_test = ds.y_test is not None
     need = 2 if own_test or opts.test_rest else 3
     counts = np.bincount(ds.y_train, minlength=ds.n_classes)
@@ -205,6 +208,10 @@ def prepare(spec: str, opts: SplitOptions | None = None, **load_kw: Any) -> Spli
     load_time = time.perf_counter() - t0
     sp = make_split(ds.y_train, ds.y_test, opts, ds.class_names)
     Xt, yt = (ds.X_train, ds.y_train) if sp.test_from_pool else (ds.X_test, ds.y_test)
+    for part, idx in (("training", sp.train), ("validation", sp.val), ("test", sp.test)):
+        if 0 < len(idx) < ds.n_classes:
+            print(f"warning: {ds.name}: the {part} split has {len(idx)} image(s) for {ds.n_classes} classes, so "
+                  "some classes are absent from it", file=sys.stderr)
     meta = dict(ds.meta)
     meta.update(load_time_s=load_time, n_classes=ds.n_classes,
                 split_hash=hashlib.sha256(f"{sp.hash}:{ds.meta.get('digest', '')}".encode()).hexdigest()[:16])

@@ -32,6 +32,29 @@ class SplitOptions:
     max_test: int | None = None
     test_rest: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse nonsense before anything is loaded or logged, naming the option and what it allows."""
+        from bench.errors import ConfigError
+
+        def bad(flag: str, why: str) -> ConfigError:
+            v = getattr(self, flag)
+            return ConfigError(f"--{flag.replace('_', '-')} {v!r}: {why}")
+
+        for f in ("val_fraction", "test_fraction"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+                raise bad(f, "must be a fraction, at least 0 and below 1")
+        if not 0 < self.test_fraction:
+            raise bad("test_fraction", "must be above 0")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
+            raise bad("split_seed", "must be a non-negative integer")
+        for f, least in (("train_per_class", 1), ("max_train", 1), ("max_val", 0), ("max_test", 1)):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+                raise bad(f, f"must be an integer ≥ {least} (or left out)")
+        if not isinstance(self.test_rest, bool):
+            raise bad("test_rest", "must be true or false")
+
     def as_params(self) -> dict:
         return asdict(self)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from bench import CODE_VERSION
 from bench.datasets import SplitOptions
-from bench.report.export import tidy_frame
+from bench.report.frame import tidy_frame
 from bench.tracking import Tracker
 
 FAMILIES = ("classical", "scratch", "transfer")
@@ -182,18 +183,36 @@ def leaderboard(section: pd.DataFrame) -> pd.DataFrame:
             "classifier": first["classifier"], "hardware": hw, "n": len(g),
             "seeds": ",".join(str(s) for s in sorted(g["seed"].dropna().tolist())),
             "acc_mean": acc.mean(), "acc_std": acc.std(ddof=1) if len(g) > 1 else float("nan"),
+            "val_mean": pd.to_numeric(g["val_accuracy"], errors="coerce").mean(),
+            "bal_acc_mean": pd.to_numeric(g["test_balanced_accuracy"], errors="coerce").mean(),
             "macro_f1": g["test_macro_f1"].mean(),
             **{c: g[c].mean() for c in COST_COLUMNS},
             "n_params": g["n_params"].mean(), "epochs_run": g["epochs_run"].mean(),
             "run_id": first["run_id"], "run_name": first["run_name"], "run_ids": ",".join(g["run_id"]),
+            "run_by_seed": {int(sd): rid for sd, rid in zip(g["seed"], g["run_id"]) if pd.notna(sd)},
         })
     lb = pd.DataFrame(rows)
     if lb.empty:
         return lb
     lb = lb.sort_values(["acc_mean", "macro_f1"], ascending=False, kind="stable").reset_index(drop=True)
     lb["best_in_family"] = False
-    lb.loc[lb.groupby("family")["acc_mean"].idxmax().to_numpy(), "best_in_family"] = True
+    for _, g in lb.groupby("family"):
+        lb.loc[best_row(g).name, "best_in_family"] = True
     return lb
+
+
+def best_row(rows: pd.DataFrame) -> pd.Series:
+    """The row chosen as best: highest mean *validation* accuracy (test is only reported, never used to
+    choose). Rows without a validation split are chosen among only when none of them has one; then by test
+    accuracy, and ``chosen_on`` says so."""
+    has_val = rows["val_mean"].notna()
+    if has_val.any():
+        r = rows[has_val].sort_values(["val_mean", "acc_mean"], ascending=False, kind="stable").iloc[0].copy()
+        r["chosen_on"] = "validation"
+    else:
+        r = rows.sort_values(["acc_mean"], ascending=False, kind="stable").iloc[0].copy()
+        r["chosen_on"] = "test (no validation split)"
+    return r
 
 
 def pareto_front(cost: Any, score: Any) -> np.ndarray:
@@ -221,7 +240,12 @@ class Verdict:
     latency_ratio: float | None = None  # single-image latency, deep / classical
     same_hardware: bool = True
     within_noise: bool = False
+    significance: dict[str, Any] | None = None  # McNemar + bootstrap CI of the gap, on one shared seed's predictions
     sentence: str = ""
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.significance is None else bool(self.significance["significant"])
 
     def as_row(self) -> dict[str, Any]:
         def name(r: dict[str, Any] | None) -> str:
@@ -231,7 +255,10 @@ class Verdict:
                 "best scratch": name(self.best.get("scratch")), "best transfer": name(self.best.get("transfer")),
                 "gap (points, deep − classical)": self.gap_points, "fit time ratio": self.fit_ratio,
                 "inference time ratio": self.inference_ratio, "model size ratio": self.size_ratio,
-                "latency ratio": self.latency_ratio, "same hardware": self.same_hardware, "verdict": self.sentence}
+                "latency ratio": self.latency_ratio, "same hardware": self.same_hardware,
+                "McNemar p": None if self.significance is None else self.significance["p_value"],
+                "significant": {None: "not tested", True: "yes", False: "no"}[self.significant],
+                "verdict": self.sentence}
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -265,14 +292,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def verdict(section: str, lb: pd.DataFrame) -> Verdict:
-    """The best pipeline of each family, the deep-minus-classical gap, cost ratios and one sentence."""
+Compare = Callable[[str, str], dict[str, Any] | None]
+
+
+def _shared_seed_runs(c: dict[str, Any], d: dict[str, Any]) -> tuple[int, str, str] | None:
+    seeds = sorted(set(c.get("run_by_seed") or {}) & set(d.get("run_by_seed") or {}))
+    return (seeds[0], c["run_by_seed"][seeds[0]], d["run_by_seed"][seeds[0]]) if seeds else None
+
+
+def verdict(section: str, lb: pd.DataFrame, compare: Compare | None = None) -> Verdict:
+    """The best pipeline of each family (chosen on validation), the deep-minus-classical test gap, cost
+    ratios, and one sentence that says whether the gap is significant.
+
+    ``compare(run_a, run_b)`` returns the paired test of two runs' stored test predictions
+    (:func:`bench.studies.statistics.compare_runs`: McNemar, bootstrap CI of the accuracy gap); it is called for
+    the chosen pair on their lowest shared seed. Without it (or without a shared seed) the sentence says the
+    gap was not tested, and speaks of seed noise only when both rows have several seeds.
+    """
     v = Verdict(section)
     for fam in FAMILIES:
         sub = lb[lb["family"] == fam] if not lb.empty else lb
-        v.best[fam] = sub.iloc[0].to_dict() if len(sub) else None
+        v.best[fam] = best_row(sub).to_dict() if len(sub) else None
     deep = [v.best[f] for f in DEEP if v.best[f] is not None]
-    v.deep = max(deep, key=lambda r: r["acc_mean"]) if deep else None
+    v.deep = best_row(pd.DataFrame(deep)).to_dict() if deep else None
     c, d = v.best["classical"], v.deep
     if c is None or d is None:
         present = [f for f in FAMILIES if v.best[f] is not None]
@@ -288,32 +330,58 @@ def verdict(section: str, lb: pd.DataFrame) -> Verdict:
     v.size_ratio = _ratio(d["model_size_mb"], c["model_size_mb"])
     v.latency_ratio = _ratio(d["latency_ms_per_img"], c["latency_ms_per_img"])
     v.same_hardware = d["hardware"] == c["hardware"]
-    noise = np.nanmax([100 * c["acc_std"], 100 * d["acc_std"]]) if min(c["n"], d["n"]) > 1 else None
-    v.within_noise = abs(v.gap_points) < 0.05 or (noise is not None and abs(v.gap_points) <= noise)
+    pair = _shared_seed_runs(c, d) if compare is not None else None
+    if pair is not None:
+        try:
+            v.significance = compare(pair[1], pair[2])  # A = classical, B = deep
+        except Exception:  # predictions missing or on other test images: say "not tested", never guess
+            v.significance = None
+        if v.significance is not None:
+            v.significance["seed"] = pair[0]
+    several = min(c["n"], d["n"]) > 1
+    noise = np.nanmax([100 * c["acc_std"], 100 * d["acc_std"]]) if several else None
+    if v.significance is not None:
+        v.within_noise = not v.significance["significant"]
+    else:
+        v.within_noise = abs(v.gap_points) < 0.05 or (noise is not None and abs(v.gap_points) <= noise)
     dn, cn = f"{d['pipeline']} ({d['family']})", c["pipeline"]
+    test_txt = _significance_text(v.significance, noise)
+    chosen = {c.get("chosen_on"), d.get("chosen_on")} - {"validation", None}
+    choice_txt = " Best pipelines were chosen on test accuracy: these runs have no validation split." if chosen else ""
     if v.within_noise:
         cheaper = "the classical one" if (v.fit_ratio or 1) >= 1 else "the deep one"
         r = v.fit_ratio if (v.fit_ratio or 1) >= 1 else (1 / v.fit_ratio if v.fit_ratio else None)
-        noise_txt = f", seed std up to {noise:.2f}" if noise is not None else ""
-        v.sentence = (f"On {section}, the best deep pipeline, {dn}, and the best classical one, {cn}, are within seed "
-                      f"noise of each other ({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}, "
-                      f"{v.gap_points:+.2f} points{noise_txt}), and {cheaper} "
-                      + (f"fits {r:.1f}× faster." if r else "is no slower to fit."))
+        what = "no significant difference between" if v.significance is not None else "no clear difference between"
+        v.sentence = (f"On {section}, {what} the best deep pipeline, {dn}, and the best classical one, {cn} "
+                      f"({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}, {v.gap_points:+.2f} points; {test_txt}); "
+                      f"{cheaper} " + (f"fits {r:.1f}× faster." if r else "is no slower to fit."))
     elif v.gap_points > 0:
         v.sentence = (f"On {section}, the best deep pipeline, {dn}, beats the best classical one, {cn}, by "
-                      f"{v.gap_points:.2f} points ({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}) at "
+                      f"{v.gap_points:.2f} points ({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}; {test_txt}) at "
                       f"{_times(v.fit_ratio, 'fit time')}, {_times(v.inference_ratio, 'inference time per image')} "
                       f"and {_times(v.size_ratio, 'model size')}.")
     else:
         inv = [None if r is None or r == 0 else 1 / r for r in (v.fit_ratio, v.inference_ratio, v.size_ratio)]
         v.sentence = (f"On {section}, the best classical pipeline, {cn}, beats the best deep one, {dn}, by "
-                      f"{-v.gap_points:.2f} points ({_pct(c['acc_mean'])} vs {_pct(d['acc_mean'])}) at "
+                      f"{-v.gap_points:.2f} points ({_pct(c['acc_mean'])} vs {_pct(d['acc_mean'])}; {test_txt}) at "
                       f"{_times(inv[0], 'fit time')}, {_times(inv[1], 'inference time per image')} "
                       f"and {_times(inv[2], 'model size')}.")
+    v.sentence += choice_txt
     if not v.same_hardware:
         v.sentence += (f" Careful: the two were timed on different hardware ({d['hardware']} vs {c['hardware']}), "
                        "so the cost ratios mix machines.")
     return v
+
+
+def _significance_text(sig: dict[str, Any] | None, noise: float | None) -> str:
+    """``McNemar p = 0.44, 95% CI of the gap [-0.9, +1.9] points`` (deep − classical), or why there is none."""
+    seed_txt = f", seed std up to {noise:.2f} points" if noise is not None else ""
+    if sig is None:
+        return "significance not tested: no shared seed with stored test predictions" + seed_txt
+    lo, hi = (-100 * sig["diff_ci"][1], -100 * sig["diff_ci"][0])  # compare() gives classical − deep
+    word = "significant" if sig["significant"] else "not significant"
+    return (f"McNemar p = {sig['p_value']:.2g}, {word} at 5%; 95% CI of the gap [{lo:+.2f}, {hi:+.2f}] points "
+            f"on seed {sig['seed']}" + seed_txt)
 
 
 def environment_tables(runs: RunSet) -> tuple[pd.DataFrame, pd.DataFrame]:

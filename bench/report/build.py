@@ -180,8 +180,10 @@ def _per_class_note(acc: pd.DataFrame, cn: str, dn: str, k: int = 5) -> str:
 
 
 def build_section(tracker: Tracker, name: str, runs: pd.DataFrame) -> Section:
+    from bench.studies.statistics import compare_runs
+
     lb = leaderboard(runs)
-    v = verdict(name, lb)
+    v = verdict(name, lb, compare=lambda a, b: compare_runs(tracker, a, b))
     sec = Section(name, runs, lb, v)
     s = slug(name)
     multi = lb["hardware"].nunique() > 1

@@ -1,54 +1,32 @@
-"""Flatten tracked runs into one row per (dataset, pipeline, seed): the latest FINISHED run of each."""
+"""``bench export``: the runs the report counts, one row each, with their split protocol and parameters.
+
+Which runs count is the report's own rule (:func:`bench.report.analysis.load_runs`): the latest FINISHED run
+per (dataset, split protocol, pipeline, configuration, hardware, seed) of the current code version, so a
+``--max-train 5`` run never hides the full-data row of the same pipeline.
+"""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
+from bench.report.analysis import load_runs
+from bench.report.frame import EXTRA_COLUMNS, ID_COLUMNS, METRIC_COLUMNS, tidy_frame  # noqa: F401
 from bench.tracking import Tracker
-
-ID_COLUMNS = ["dataset", "pipeline", "family", "features", "classifier", "seed"]
-METRIC_COLUMNS = ["test_accuracy", "test_macro_f1", "val_accuracy", "feature_time_s", "fit_time_s",
-                  "predict_time_s", "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb", "model_size_mb",
-                  "n_params", "epochs_run"]
-EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "split_hash", "features_cached", "hardware", "git_commit",
-                 "code_version", "run_id", "start_time"]
-
-
-def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """MLflow's ``search_runs`` frame → tidy columns (ids, metrics, extras, plus ``status`` and ``run_name``)."""
-    if df.empty:
-        return pd.DataFrame(columns=ID_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS + ["status", "run_name"])
-
-    def col(name: str) -> pd.Series:
-        return df[name] if name in df else pd.Series([None] * len(df), index=df.index, dtype=object)
-
-    out = pd.DataFrame({
-        "dataset": col("tags.dataset"), "pipeline": col("tags.pipeline"), "family": col("tags.family"),
-        "features": col("tags.features"), "classifier": col("tags.classifier"),
-        "seed": pd.to_numeric(col("tags.seed"), errors="coerce").astype("Int64"),
-    })
-    for m in METRIC_COLUMNS:
-        out[m] = pd.to_numeric(col(f"metrics.{m}"), errors="coerce")
-    for p in ("n_train", "n_val", "n_test"):
-        out[p] = pd.to_numeric(col(f"params.{p}"), errors="coerce").astype("Int64")
-    out["split_hash"] = col("params.split_hash")
-    out["features_cached"] = col("tags.features_cached")
-    out["hardware"] = col("tags.env.hardware")
-    out["git_commit"] = col("tags.env.git_commit")
-    out["code_version"] = col("tags.cvbench.code_version")
-    out["run_id"] = df["run_id"]
-    out["start_time"] = df["start_time"]
-    out["status"] = col("status")
-    out["run_name"] = col("tags.mlflow.runName")
-    return out
 
 
 def latest_runs(tracker: Tracker | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
-    """The latest FINISHED job run per (dataset, pipeline, seed), with tidy column names."""
-    tracker = tracker or Tracker()
-    out = tidy_frame(tracker.runs_frame(experiment_names=datasets))
-    out = out.drop(columns=["status", "run_name"])
-    if out.empty:
-        return out
-    out = out.sort_values("start_time").groupby(["dataset", "pipeline", "seed"], as_index=False).tail(1)
-    return out.sort_values(["dataset", "test_accuracy"], ascending=[True, False]).reset_index(drop=True)
+    """The runs the report uses, with tidy ids, metrics, ``split.*`` and ``param.*`` columns."""
+    runs = load_runs(tracker or Tracker(), datasets).used
+    cols = ID_COLUMNS + METRIC_COLUMNS + EXTRA_COLUMNS
+    if runs.empty:
+        return pd.DataFrame(columns=["section", "label", *cols])
+    split = pd.DataFrame([json.loads(p) for p in runs["protocol"]], index=runs.index).add_prefix("split.")
+    params = pd.DataFrame([json.loads(c) for c in runs["config"]], index=runs.index).add_prefix("param.")
+    for df in (split, params):  # lists and dicts as JSON text, so every format writes them the same way
+        for c in df:
+            df[c] = [json.dumps(v) if isinstance(v, list | dict) else v for v in df[c]]
+    out = pd.concat([runs[["section", "label", *cols]], split, params], axis=1)
+    return out.sort_values(["dataset", "section", "test_accuracy"], ascending=[True, True, False]
+                           ).reset_index(drop=True)

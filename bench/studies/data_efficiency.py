@@ -89,14 +89,17 @@ def summarize_curve(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (p, fam, label), g in runs.groupby(["pipeline", "family", "per_class"], sort=False):
         m, sd, n = mean_std(g["test_accuracy"].to_numpy())
+        val = pd.to_numeric(g["val_accuracy"], errors="coerce").mean() if "val_accuracy" in g else math.nan
         rows.append({"pipeline": p, "family": fam, "per_class": label,
                      "n_per_class": float(g["n_per_class"].mean()), "mean": m, "std": sd, "repeats": n,
+                     "val_mean": val,
                      "fit_time_s": float(g["fit_time_s"].mean()) if "fit_time_s" in g else math.nan})
     return pd.DataFrame(rows).sort_values(["pipeline", "n_per_class"]).reset_index(drop=True)
 
 
 def envelopes(summary: pd.DataFrame) -> pd.DataFrame:
-    """Best classical and best deep mean accuracy (and which pipeline) at each size."""
+    """Best classical and best deep mean test accuracy (and which pipeline) at each size; "best" is chosen on
+    mean validation accuracy (on test only where no pipeline of that side has a validation split)."""
     rows = []
     for label, g in summary.groupby("per_class", sort=False):
         row: dict[str, Any] = {"per_class": label, "n_per_class": float(g["n_per_class"].mean())}
@@ -105,7 +108,8 @@ def envelopes(summary: pd.DataFrame) -> pd.DataFrame:
             if gg.empty:
                 row[side], row[f"{side}_pipeline"] = math.nan, None
             else:
-                best = gg.loc[gg["mean"].idxmax()]
+                vals = gg["val_mean"] if "val_mean" in gg else pd.Series(math.nan, index=gg.index)
+                best = gg.loc[vals.idxmax() if vals.notna().any() else gg["mean"].idxmax()]
                 row[side], row[f"{side}_pipeline"] = float(best["mean"]), best["pipeline"]
         rows.append(row)
     return pd.DataFrame(rows).sort_values("n_per_class").reset_index(drop=True)
@@ -197,6 +201,11 @@ def _n_train(dataset: str, split: Any, image_size: int | None, data_dir: str | N
     return len(prepare(dataset, split, image_size=image_size, data_dir=data_dir, cache_dir=dataset_cache_dir()).y_train)
 
 
+def _cell_key(j: Any) -> tuple:
+    """A job's place in the curve, whatever data hash the runner bound to it."""
+    return (j.pipeline, j.seed, j.split, j.image_size, json.dumps(j.params, sort_keys=True, default=str))
+
+
 def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequence[int | None],
                         repeats: int = 3, repeat_below: int = 100, split: Any = None,
                         image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
@@ -224,21 +233,22 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                     pp = with_min_steps(get_spec(p).resolve_params(**pp), pp, n_train, min_steps, max_epochs)
                 j = Job(dataset, p, r, pp, sp, image_size)
                 jobs.append(j)
-                cell[j.identity()] = ("all" if n is None else str(n), r)
+                cell[_cell_key(j)] = ("all" if n is None else str(n), r)
     log(f"data-efficiency: {len(jobs)} job(s) on {dataset}")
     results = run_grid(jobs, tracker=tracker, force=force, data_dir=data_dir, log=log)
     rows, failed = [], []
     for res in results:
         if res.status not in ("FINISHED", "SKIPPED") or not res.run_id:
-            failed.append(f"{res.job.run_name} ({cell[res.job.identity()][0]}/class): {res.error}")
+            failed.append(f"{res.job.run_name} ({cell[_cell_key(res.job)][0]}/class): {res.error}")
             continue
         if res.status == "FINISHED":
             tracker.set_tags(res.run_id, {"study": STUDY})
         d = tracker.run_data(res.run_id)
-        label, r = cell[res.job.identity()]
+        label, r = cell[_cell_key(res.job)]
         n_train, n_classes = float(d["params"].get("n_train", "nan")), float(d["params"].get("n_classes", "nan"))
         rows.append({"pipeline": res.job.pipeline, "family": get_spec(res.job.pipeline).family, "per_class": label,
                      "n_per_class": n_train / n_classes, "repeat": r, "test_accuracy": d["metrics"].get("test_accuracy"),
+                     "val_accuracy": d["metrics"].get("val_accuracy"),
                      "fit_time_s": d["metrics"].get("fit_time_s"), "run_id": res.run_id})
     runs = pd.DataFrame(rows)
     for f in failed:

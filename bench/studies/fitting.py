@@ -37,6 +37,7 @@ def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = No
     from pipelines.registry import create
 
     configure_caches()
+    job = job.for_data(data)  # the cache key covers the images: a changed dataset refits
     path = model_cache_dir() / f"{job.identity()}.joblib"
     if use_cache and path.exists():
         try:

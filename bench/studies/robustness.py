@@ -82,8 +82,10 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
 
         raise ConfigError(f"unknown corruption(s) {unknown}; choose from {', '.join(CORRUPTIONS)}")
     jobs = [Job(dataset, p, seed, dict((params or {}).get(p, {})), split, image_size) for p in pipelines]
+    log(f"load  {dataset}")
+    data = load_split(jobs[0], data_dir) if jobs else None
+    jobs = [j.for_data(data) for j in jobs]  # the identities cover the images (a changed folder refits)
     exp_id = tracker.experiment_id(experiment_name(dataset))
-    data = None
     corrupted: dict[tuple[str, int], np.ndarray] = {}
     rows: list[dict[str, Any]] = []
     for job in jobs:
@@ -96,9 +98,6 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
             if prev is not None:
                 rows.extend(prev.assign(pipeline=job.pipeline, family=spec.family).to_dict("records"))
                 continue
-        if data is None:
-            log(f"load  {dataset}")
-            data = load_split(job, data_dir)
         tags = {"cvbench.kind": "study", "study": STUDY, "cvbench.job_id": sid, "cvbench.fit_job_id": job.identity(),
                 "dataset": dataset, "pipeline": job.pipeline, "family": spec.family, "seed": str(seed),
                 "features": spec.features, "classifier": spec.classifier, **environment_tags()}

@@ -145,15 +145,17 @@ def best_pair_comparison(tracker: Any, dataset: str, a: str | None = None, b: st
                          seed: int | None = None) -> dict[str, Any] | None:
     """Best classical vs best deep pipeline of ``dataset`` (or pipelines ``a`` vs ``b``) on one shared seed.
 
-    "Best" is the highest mean test accuracy over seeds; the two latest runs on the same split (same
-    ``split_hash``) and seed are compared. Returns ``None`` when no such pair exists.
+    "Best" is the highest mean *validation* accuracy over seeds (test accuracy only where no run has a
+    validation split): the test set is never used to choose the pair it then tests. The two latest runs on the
+    same split (same ``split_hash``) and seed are compared. Returns ``None`` when no such pair exists.
     """
     df = _job_runs(tracker, dataset)
     if df.empty:
         return None
-    df = df.assign(acc=df["metrics.test_accuracy"].astype(float),
+    val = pd.to_numeric(df.get("metrics.val_accuracy", pd.Series(np.nan, index=df.index)), errors="coerce")
+    df = df.assign(acc=df["metrics.test_accuracy"].astype(float), val=val,
                    deep=df["tags.family"].isin(["scratch", "transfer"]))
-    means = df.groupby("tags.pipeline")["acc"].mean()
+    means = df.groupby("tags.pipeline")["val" if df["val"].notna().any() else "acc"].mean()
 
     def pick(name: str | None, deep: bool) -> str | None:
         if name:

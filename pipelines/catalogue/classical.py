@@ -30,7 +30,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.classifiers import TUNE_MAX_TRAIN, TunedFeatureClassifier, make_classifier
+from pipelines.classifiers import TUNE_MAX_TRAIN, TUNED, TunedFeatureClassifier, make_classifier
 from pipelines.features.bovw import BoVWFeatures, surf_unavailable_reason
 from pipelines.features.colorhist import ColorHistFeatures
 from pipelines.features.concat import ConcatFeatures
@@ -79,15 +79,16 @@ COMBOS: dict[str, tuple[str, ...]] = {
     "sift-bovw": _HIST, "orb-bovw": _HIST, "akaze-bovw": _HIST, "surf-bovw": _HIST,
 }
 
-# classifier name -> (its untuned parameters with defaults, description)
+# classifier name -> (its parameters with defaults, description). The tuned ones (pipelines.classifiers.TUNED:
+# k, C, alpha, gamma_scale) default to None, "tuned on validation"; a value given fixes it (no search).
 CLASSIFIER_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
-    "knn": ({"k": 3}, "k-nearest neighbours (k tuned)"),
-    "logreg": ({"C": 0.1, "max_iter": 200}, "standardised multinomial logistic regression (C tuned)"),
-    "ridge": ({"alpha": 10.0}, "standardised RidgeClassifier, linear regression (alpha tuned)"),
-    "linsvm": ({"C": 0.01, "max_iter": 300}, "standardised linear SVM (C tuned)"),
-    "rbfsvm": ({"C": 10.0, "gamma_scale": 1.0, "exact_max_n": 10_000, "n_components": 3000},
+    "knn": ({"k": None}, "k-nearest neighbours (k tuned)"),
+    "logreg": ({"C": None, "max_iter": 200}, "standardised multinomial logistic regression (C tuned)"),
+    "ridge": ({"alpha": None}, "standardised RidgeClassifier, linear regression (alpha tuned)"),
+    "linsvm": ({"C": None, "max_iter": 300}, "standardised linear SVM (C tuned)"),
+    "rbfsvm": ({"C": None, "gamma_scale": None, "exact_max_n": 10_000, "n_components": 3000},
                "RBF SVM, exact up to 10k images else Nyström (C, gamma tuned)"),
-    "chi2svm": ({"C": 1.0, "max_iter": 300}, "additive chi2 map + linear SVM (C tuned)"),
+    "chi2svm": ({"C": None, "max_iter": 300}, "additive chi2 map + linear SVM (C tuned)"),
 }
 
 UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
@@ -119,8 +120,16 @@ def _factory(feature: str, classifier: str) -> Callable[..., TunedFeatureClassif
     def factory(**params: Any) -> TunedFeatureClassifier:
         return build(feature, classifier, **{**defaults, **params})
 
+    def annotation(k: str, v: Any) -> Any:  # what the parameter accepts, for pipelines.params' checks
+        if k in TUNED[classifier]:
+            return type(TUNED[classifier][k][1]) | None
+        if isinstance(v, tuple | list):
+            return list | tuple
+        return Any if v is None else type(v)
+
     factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()])
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v, annotation=annotation(k, v))
+         for k, v in defaults.items()])
     factory.__name__ = f"{feature}_{classifier}".replace("-", "_")
     factory.__doc__ = f"{FEATURES[feature][3]} → {CLASSIFIER_PARAMS[classifier][1]}."
     return factory

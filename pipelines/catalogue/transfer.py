@@ -12,6 +12,7 @@ from sklearn.base import clone
 
 from pipelines import classifiers
 from pipelines.features.concat import ConcatFeatures
+from pipelines.params import Interval
 from pipelines.registry import register
 from pipelines.transfer import (
     BACKBONES,
@@ -64,7 +65,14 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
                 label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
                 patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
                 device: str = "auto", seed: int = 0) -> FineTuneClassifier:
-        return FineTuneClassifier(**locals())  # the closure's `backbone` is among locals()
+        # every argument by name: `locals()` would not hold the closure's `backbone` (it is not used in the
+        # body), and each fine-tune pipeline silently trained efficientnet_lite0
+        return FineTuneClassifier(
+            backbone=backbone, resolution=resolution, weights=weights, warmup_epochs=warmup_epochs, epochs=epochs,
+            batch_size=batch_size, optimizer=optimizer, lr=lr, backbone_lr_mult=backbone_lr_mult,
+            unfreeze_from=unfreeze_from, schedule=schedule, weight_decay=weight_decay,
+            label_smoothing=label_smoothing, augment=augment, hflip=hflip, patience=patience,
+            time_budget_s=time_budget_s, compile=compile, device=device, seed=seed)
 
     factory.__doc__ = (f"ImageNet {backbone} + new head: linear-probe warm-up, then fine-tuning with a lower "
                        "backbone learning rate.")
@@ -77,4 +85,5 @@ for _b in BACKBONES:
         _missing = None if _c in classifiers.CLASSIFIERS else f"classifier {_c!r} is not in pipelines.classifiers"
         register(f"{_b}-features-{_c}", family="transfer", features=f"{_b}", classifier=_c,
                  unavailable_reason=_missing)(_features_factory(_b, _c))
-    register(f"{_b}-finetune", family="transfer", features=_b, classifier="softmax")(_finetune_factory(_b))
+    register(f"{_b}-finetune", family="transfer", features=_b, classifier="softmax",  # epochs=0: probe only
+             ranges={"epochs": Interval(ge=0)})(_finetune_factory(_b))

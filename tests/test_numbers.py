@@ -1,0 +1,315 @@
+"""Numbers you can publish: each pipeline is what its name says, costs do not depend on job order or the cache,
+the data is part of a job's identity, nonsense input is refused before anything is recorded, tuned parameters
+never fall back silently, and no job's randomness depends on what ran before it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.datasets import SplitOptions
+from bench.runner import Job, run_grid
+from pipelines import registry
+from pipelines.base import ImageFeatures
+from pipelines.registry import create, get_spec, list_pipelines, register
+
+
+# -- 1. every pipeline is what its name says --------------------------------------------------------------------
+def _what_it_is(est) -> tuple[str, str]:
+    """(features, classifier) read off a built estimator, independently of the registry's metadata."""
+    from sklearn.kernel_approximation import AdditiveChi2Sampler
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from pipelines.classifiers import KernelSVM, LinearSVM
+    from pipelines.features.bovw import BoVWFeatures
+    from pipelines.features.concat import ConcatFeatures
+    from pipelines.training import NetClassifier
+    from pipelines.transfer import BackboneFeatures, FineTuneClassifier
+
+    if isinstance(est, FineTuneClassifier):
+        return est.backbone, "softmax"
+    if isinstance(est, NetClassifier):
+        return ("pixels" if est.arch == "mlp" else "cnn"), ("mlp" if est.arch == "mlp" else "softmax")
+    f, c = est.features, est.classifier
+    if isinstance(f, ConcatFeatures) and all(isinstance(p, BackboneFeatures) for p in f.parts):
+        f = f.parts[0]
+    if isinstance(f, BackboneFeatures):
+        feat = f.backbone
+    elif isinstance(f, ConcatFeatures):
+        feat = "hogcolor"
+    elif isinstance(f, BoVWFeatures):
+        feat = f"{f.method}-bovw"
+    else:
+        feat = {"PixelFeatures": "pixels", "ColorHistFeatures": "colorhist", "HOGFeatures": "hog",
+                "LBPFeatures": "lbp"}[type(f).__name__]
+    steps = [s for _, s in c.steps] if hasattr(c, "steps") else [c]
+    last = steps[-1]
+    if isinstance(last, KNeighborsClassifier):
+        clf = "knn"
+    elif isinstance(last, LogisticRegression):
+        clf = "logreg"
+    elif isinstance(last, RidgeClassifier):
+        clf = "ridge"
+    elif isinstance(last, KernelSVM):
+        clf = "rbfsvm"
+    elif isinstance(last, LinearSVM):
+        clf = "chi2svm" if any(isinstance(s, AdditiveChi2Sampler) for s in steps) else "linsvm"
+    else:
+        raise AssertionError(f"unrecognised classifier {last!r}")
+    return feat, clf
+
+
+def test_every_pipeline_builds_what_its_name_and_metadata_claim(capsys):
+    assert main(["list", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    names = list_pipelines()
+    assert len(names) > 40 and set(names) <= set(listed)
+    for name in names:
+        spec = get_spec(name)
+        feat, clf = _what_it_is(create(name))
+        assert (feat, clf) == (spec.features, spec.classifier) == (listed[name]["features"],
+                                                                  listed[name]["classifier"]), name
+        assert name.startswith(feat) or spec.family == "scratch", name  # <features>-<classifier> names
+    # the fine-tune pipelines train the backbone they are named after (they all trained efficientnet_lite0)
+    for b in ("resnet18", "alexnet", "vgg16", "resnet50", "mobilenet_v3_large", "efficientnet_b0"):
+        assert create(f"{b}-finetune").backbone == b
+
+
+# -- 2. costs do not depend on job order or on the feature cache ------------------------------------------------
+SLEEP_S = 0.25
+
+
+class SlowFeatures(ImageFeatures):
+    """Mean intensity per row, after a fixed delay: the extraction cost is known from below."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def _extract(self, X: np.ndarray) -> np.ndarray:
+        time.sleep(SLEEP_S)
+        return self.scale * X.mean(axis=(2, 3), dtype=np.float32)
+
+
+@pytest.fixture
+def slow_pipelines(monkeypatch):
+    from pipelines.classifiers import TunedFeatureClassifier, make_classifier
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    for clf in ("knn", "ridge"):
+        def factory(k: int | None = None, seed: int = 0, _clf: str = clf) -> TunedFeatureClassifier:
+            est, grid = make_classifier(_clf, seed=seed, k=k) if _clf == "knn" else make_classifier(_clf, seed=seed)
+            return TunedFeatureClassifier(SlowFeatures(), est, grid, seed=seed)
+
+        register(f"slow-{clf}", family="classical", features="slow", classifier=clf)(factory)
+    return ["slow-knn", "slow-ridge"]
+
+
+def test_cost_columns_do_not_depend_on_job_order(slow_pipelines, tracker, tmp_path, monkeypatch):
+    """Two pipelines sharing features, in both orders: the second one reads them from the cache, yet both report
+    the extraction they need (charged at the cache's recorded time), in fit and in prediction."""
+    split = SplitOptions(max_train=200, max_val=60, max_test=60)
+    metrics = {}
+    for order in (slow_pipelines, slow_pipelines[::-1]):
+        monkeypatch.setenv("CVBENCH_FEATURE_CACHE", str(tmp_path / "-".join(order)))  # fresh cache per order
+        res = run_grid([Job("digits", p, 0, {}, split) for p in order], tracker=tracker, force=True,
+                       log=lambda m: None)
+        assert [r.status for r in res] == ["FINISHED", "FINISHED"]
+        first, second = res
+        assert tracker.client.get_run(second.run_id).data.tags["features_cached"] == "true"
+        for r in res:
+            m = r.metrics
+            metrics[order[0], r.job.pipeline] = m
+            assert m["fit_time_s"] == pytest.approx(m["feature_time_s"] + m["train_time_s"])
+            assert m["feature_time_s"] >= 2 * SLEEP_S  # train + validation features, cached or not
+            assert m["fit_time_s"] >= 2 * SLEEP_S
+            assert m["predict_feature_time_s"] >= SLEEP_S and m["predict_time_s"] >= SLEEP_S
+            assert m["predict_time_s"] == pytest.approx(m["predict_feature_time_s"] + m["predict_classifier_time_s"])
+            assert m["latency_ms_per_img"] >= 1000 * SLEEP_S  # latency extracts for real (no cache)
+        # the job that reused the cache is charged exactly what the first one measured
+        assert second.metrics["feature_time_s"] == first.metrics["feature_time_s"]
+        assert second.metrics["predict_feature_time_s"] == first.metrics["predict_feature_time_s"]
+
+
+def test_peak_memory_is_the_blocks_own_footprint():
+    from bench.measure import PeakRSS
+
+    samples = iter([5000 * 2**20, 5000 * 2**20, 5100 * 2**20, 5050 * 2**20])
+    last = [5000 * 2**20]
+
+    def rss() -> int:
+        last[0] = next(samples, last[0])
+        return last[0]
+
+    with PeakRSS(interval_s=0.001, rss=rss) as m:
+        time.sleep(0.05)
+    assert m.start_bytes == 5000 * 2**20
+    assert m.peak_mb == pytest.approx(100.0)  # not the 5,100 MiB the process holds
+
+
+def test_backbone_features_build_their_network_once(monkeypatch):
+    """Batch-1 latency must not pay a model copy (or a compilation) per call."""
+    from pipelines import transfer
+
+    calls = []
+    real = transfer.load_embedder
+    monkeypatch.setattr(transfer, "load_embedder", lambda *a, **k: calls.append(a) or real(*a, **k))
+    f = transfer.BackboneFeatures(resolution=32, weights="random", multiscale=False, device="cpu")
+    X = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    a = f.transform(X)
+    for i in range(3):
+        f.transform(X[i % 2:i % 2 + 1])
+    assert len(calls) == 1
+    assert np.allclose(f.transform(X), a, atol=1e-5)
+
+
+# -- 3. contended timings are recorded as such ------------------------------------------------------------------
+def test_concurrency_is_recorded_and_separates_hardware(tracker):
+    from bench.executors import Context, Task, run_job
+    from bench.report.analysis import load_runs
+
+    exp = tracker.experiment_id("digits")
+    job = Job("digits", "pixels-ridge", 0, {}, SplitOptions(max_train=100, max_val=40, max_test=40))
+    for conc in (1, 2):
+        res = run_job(Task(job, exp), Context(tracker.uri, {"cache_dir": None}, concurrency=conc))
+        assert res.status == "FINISHED", res.error
+        assert tracker.client.get_run(res.run_id).data.tags["cvbench.concurrency"] == str(conc)
+    used = load_runs(tracker).used
+    assert len(used) == 2  # the contended run neither supersedes nor is averaged with the exclusive one
+    assert sorted(used["concurrency"]) == [1, 2]
+    assert used["hardware"].nunique() == 2 and used["hardware"].str.contains("contended: 2 jobs").sum() == 1
+
+
+# -- 7. a changed dataset is a new job --------------------------------------------------------------------------
+def _folder(root, n=6, shift=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c, base in (("dark", 40), ("light", 200)):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                px = np.clip(base + shift + rng.integers(-20, 20, (8, 8)), 0, 255).astype(np.uint8)
+                Image.fromarray(px).save(d / f"{i}.png")
+
+
+def test_changed_folder_dataset_is_rerun_not_skipped(tracker, tmp_path):
+    _folder(tmp_path / "imgs")
+    job = Job(f"folder:{tmp_path / 'imgs'}", "pixels-ridge", 0, {}, SplitOptions(val_fraction=0.3))
+    log = []
+    assert [r.status for r in run_grid([job], tracker=tracker, log=log.append)] == ["FINISHED"]
+    assert [r.status for r in run_grid([job], tracker=tracker, log=log.append)] == ["SKIPPED"]
+    _folder(tmp_path / "imgs", shift=7)  # same file names, other pixels
+    res = run_grid([job], tracker=tracker, log=log.append)
+    assert [r.status for r in res] == ["FINISHED"]
+    hashes = {r.data.params["split_hash"] for r in tracker.client.search_runs(
+        [tracker.experiment_id(job.dataset)], "tags.`cvbench.kind` = 'job'")}
+    assert len(hashes) == 2
+
+
+# -- 8. nonsense input is refused before anything is recorded ---------------------------------------------------
+@pytest.mark.parametrize("args, says", [
+    (["--param", "k=-3"], "k=-3 is out of range; k must be ≥ 1"),
+    (["--param", "k=abc"], "k='abc' is not allowed"),
+    (["-p", "cnn-small", "--param", "epochs=0"], "epochs=0 is out of range"),
+    (["-p", "cnn-small", "--param", "epochs=2.5"], "epochs=2.5 is not allowed; epochs must be an integer"),
+    (["-p", "cnn-small", "--param", "optimizer=adam"], "choose one of sgd, adamw"),
+    (["--max-train", "-5"], "--max-train -5: must be an integer ≥ 1"),
+    (["--val-fraction", "1.5"], "--val-fraction 1.5: must be a fraction"),
+    (["--seed", "-1"], "--seed -1: a seed must be a non-negative integer"),
+])
+def test_nonsense_input_is_refused_before_any_run(args, says, tracker, capsys):
+    argv = ["run", "-d", "digits", *([] if "-p" in args else ["-p", "pixels-knn"]), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+    assert tracker.client.search_experiments(filter_string="name = 'digits'") == []
+
+
+@pytest.mark.parametrize("dataset, says", [("nope", "unknown dataset"), ("folder:/no/such/dir", "no/such/dir")])
+def test_failed_load_leaves_no_experiment_or_run(dataset, says, tracker, capsys):
+    assert main(["run", "-d", dataset, "-p", "pixels-knn"]) == 2
+    assert says in capsys.readouterr().err
+    assert [e.name for e in tracker.client.search_experiments()] in ([], ["Default"])
+
+
+def test_one_class_folder_is_refused(tmp_path, tracker, capsys):
+    _folder(tmp_path / "imgs")
+    import shutil
+
+    for split in ("train", "test"):
+        shutil.rmtree(tmp_path / "imgs" / split / "light")
+    assert main(["run", "-d", f"folder:{tmp_path / 'imgs'}", "-p", "pixels-knn"]) == 2
+    assert "at least two" in capsys.readouterr().err
+    assert [e.name for e in tracker.client.search_experiments()] in ([], ["Default"])
+
+
+# -- 9. no silent fallbacks for tuned parameters ----------------------------------------------------------------
+def test_without_validation_split_the_constructor_values_are_used_and_tagged(tracker):
+    job = Job("digits", "pixels-knn", 0, {}, SplitOptions(val_fraction=0.0, max_train=300, max_test=60))
+    (res,) = run_grid([job], tracker=tracker, log=lambda m: None)
+    run = tracker.client.get_run(res.run_id)
+    assert run.data.tags["tuned"] == "false"
+    assert "tuned.n_neighbors" not in run.data.params
+    from pipelines.classifiers import TUNED
+
+    est = create("pixels-knn").fit(*_digits(300))  # no X_val: the documented fallback, not the grid's first k
+    assert est.classifier_.n_neighbors == TUNED["knn"]["k"][1] == 3
+
+
+def _digits(n):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = (d.images[:n] * 16).clip(0, 255).astype(np.uint8)[..., None]
+    return X, d.target[:n]
+
+
+def test_a_given_tuned_parameter_is_fixed_not_searched():
+    X, y = _digits(400)
+    tuned = create("pixels-knn").fit(X[:300], y[:300], X_val=X[300:], y_val=y[300:])
+    assert tuned.fit_info_["tuned"] and "n_neighbors" in tuned.fit_info_["chosen_params"]
+    fixed = create("pixels-knn", k=7).fit(X[:300], y[:300], X_val=X[300:], y_val=y[300:])
+    assert fixed.classifier_.n_neighbors == 7 and not fixed.fit_info_["tuned"]
+    assert "tuning" not in fixed.fit_info_
+    svm = create("pixels-rbfsvm", C=1.0)  # one of two tuned parameters fixed: the other is still searched
+    assert svm.param_grid == {"gamma_scale": [1.0, 2.0, 4.0]} and svm.classifier.C == 1.0
+
+
+# -- 10. no job's randomness depends on what ran before it ------------------------------------------------------
+def test_finetune_gives_the_same_predictions_first_or_second_in_a_process(one_torch_thread):
+    import torch
+
+    from pipelines import transfer
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (24, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(24) % 3
+    kw = dict(resolution=32, weights="random", warmup_epochs=1, epochs=0, batch_size=8, augment="none",
+              device="cpu", seed=3)
+    transfer._BACKBONE_CACHE.clear()  # first job of a process: the backbone is built now
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    p1 = create("efficientnet_lite0-finetune", **kw).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), state)  # no global seeding side effect
+    torch.manual_seed(999)  # whatever ran before, the next job draws from its own seed
+    p2 = create("efficientnet_lite0-finetune", **kw).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+
+
+# -- 11. protocol metrics -------------------------------------------------------------------------------------
+def test_balanced_accuracy_is_recorded(tracker):
+    from sklearn.metrics import balanced_accuracy_score
+
+    from bench.studies.statistics import load_predictions
+
+    (res,) = run_grid([Job("digits", "pixels-ridge", 0, {}, SplitOptions(max_train=100, max_val=40,
+                                                                         max_test=80))],
+                      tracker=tracker, log=lambda m: None)
+    p = load_predictions(tracker, res.run_id)
+    assert res.metrics["test_balanced_accuracy"] == pytest.approx(balanced_accuracy_score(p["y_true"], p["y_pred"]))
