@@ -6,5 +6,7 @@ __version__ = "0.1.0"
 # Neutral home so that readers of the store (bench.report) need not import bench.runner; bench.runner's
 # CODE_VERSION must equal it (tests/test_report.py checks). "2": EfficientNet-Lite0 now runs as trained (TF padding,
 # [-1, 1] inputs), which changes every transfer result. "3": EfficientNet-Lite0 embeddings are multiscale by default
-# and the frozen-feature logreg has its own C grid.
-CODE_VERSION = "3"
+# and the frozen-feature logreg has its own C grid. "4": costs charged from raw images whatever the cache holds
+# (fit/predict time, job-own peak memory), the split hash in the job identity, tuned parameters fixed when given
+# and never a grid point without validation, fine-tune pipelines on their named backbone, per-job seeding.
+CODE_VERSION = "4"

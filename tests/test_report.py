@@ -18,11 +18,20 @@ from bench.report.analysis import leaderboard, load_runs, pareto_front, verdict
 from bench.report.build import build_report
 
 CLASSES = ["a", "b", "c"]
+Y_TRUE = np.arange(400) % 3  # the test labels of runs given predictions
+
+
+def _preds(acc: float, seed: int) -> np.ndarray:
+    """Predictions right on a ``acc`` fraction of Y_TRUE (which images: seeded)."""
+    wrong = np.random.default_rng(seed).permutation(len(Y_TRUE))[: round((1 - acc) * len(Y_TRUE))]
+    p = Y_TRUE.copy()
+    p[wrong] = (p[wrong] + 1) % 3
+    return p
 
 
 def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0, size=1.0, latency=1.0,
          hardware="CPU box ×2 | gpu: none", status="FINISHED", code_version=None, params=None, history=None,
-         per_class=None, cm=None, epochs=None, error=None, split=None, study=None):
+         per_class=None, cm=None, epochs=None, error=None, split=None, study=None, val=None, preds=None):
     """One job run as the runner writes it (tags, params, metrics, artifacts), with chosen values."""
     exp = tracker.experiment_id(dataset)
     tags = {"cvbench.kind": "job", "cvbench.code_version": code_version or bench.CODE_VERSION, "dataset": dataset,
@@ -31,7 +40,8 @@ def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0
             "env.pkg.torch": "2.0", "env.python": "3.11", **({"study": study} if study else {})}
     run_id = tracker.start_run(exp, f"{dataset}/{pipeline}/{seed}", tags)
     split = {"val_fraction": 0.1, "train_per_class": None, **(split or {})}
-    tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, **{f"split.{k}": v for k, v in split.items()},
+    tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, "split_hash": "h0",
+                                **{f"split.{k}": v for k, v in split.items()},
                                 **{f"pipeline.{k}": v for k, v in (params or {}).items()}, "pipeline.seed": seed})
     if history:
         for step, rec in enumerate(history):
@@ -39,11 +49,14 @@ def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0
     if status == "FINISHED":
         metrics = {"test_accuracy": acc, "test_macro_f1": acc - 0.01, "fit_time_s": fit,
                    "inference_img_per_s": img_s, "latency_ms_per_img": latency, "model_size_mb": size,
-                   "peak_rss_mb": 500.0, "val_accuracy": acc}
+                   "peak_rss_mb": 500.0, "val_accuracy": acc if val is None else val}
         if epochs is not None:
             metrics["epochs_run"] = epochs
         tracker.log_metrics(run_id, metrics, step=len(history or []))
     files = {}
+    if preds is not None:  # test predictions against Y_TRUE
+        files["predictions.csv"] = pd.DataFrame({"test_index": np.arange(len(preds)), "y_true": Y_TRUE,
+                                                 "y_pred": preds}).to_csv(index=False)
     if cm is not None:
         files["confusion_matrix.csv"] = pd.DataFrame(cm, index=CLASSES, columns=CLASSES).to_csv()
     if per_class is not None:
@@ -142,7 +155,8 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
     assert v.latency_ratio == pytest.approx(2.0)
     assert v.same_hardware and not v.within_noise
     assert v.sentence == ("On toy, the best deep pipeline, cnn-small (scratch), beats the best classical one, "
-                          "hog-svm, by 5.00 points (97.00% vs 92.00%) at 50× the fit time, 5× the inference time "
+                          "hog-svm, by 5.00 points (97.00% vs 92.00%; significance not tested: no paired test "
+                          "predictions, seed std up to 2.00 points) at 50× the fit time, 5× the inference time "
                           "per image and 1/4 of the model size.")
 
 
@@ -183,7 +197,8 @@ def test_verdict_classical_wins_ties_and_missing_family():
                {"pipeline": "cnn", "family": "scratch", "acc_mean": 0.955, "acc_std": 0.004, "n": 3,
                 "fit_time_s": 20.0}])
     v = verdict("d", tie)
-    assert v.within_noise and "within seed noise" in v.sentence and "the classical one fits 10.0× faster" in v.sentence
+    assert v.within_noise and "no clear difference between" in v.sentence and "seed std up to 1.00" in v.sentence
+    assert "the classical one fits 10.0× faster" in v.sentence
 
     only = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.9, "acc_std": np.nan, "n": 1,
                  "fit_time_s": 2.0}])
@@ -303,3 +318,76 @@ def test_report_reads_the_store_only():
     assert out.strip() == "False"
     src = "".join(p.read_text() for p in (Path(bench.__file__).parent / "report").glob("*.py"))
     assert "import mlflow" not in src and "bench.runner" not in src
+
+
+# -- choices on validation, verdicts that agree with their significance test, export = report rows -------------
+@pytest.fixture
+def disagreeing_store(tracker):
+    """Validation and test rankings disagree: by validation hog-svm and cnn-small are best, by test
+    pixels-knn and mlp."""
+    r = _run
+    r(tracker, "vt", "hog-svm", "classical", 0, 0.80, val=0.95, preds=_preds(0.80, 1))
+    r(tracker, "vt", "pixels-knn", "classical", 0, 0.86, val=0.90, preds=_preds(0.86, 2))
+    r(tracker, "vt", "cnn-small", "scratch", 0, 0.81, val=0.97, preds=_preds(0.81, 3), fit=10.0)
+    r(tracker, "vt", "mlp", "scratch", 0, 0.95, val=0.85, preds=_preds(0.95, 4), fit=10.0)
+    return tracker
+
+
+def test_best_per_family_and_the_tested_pair_follow_validation(disagreeing_store):
+    from bench.report.analysis import best_row
+    from bench.studies.data_efficiency import envelopes
+    from bench.studies.statistics import best_pair_comparison, compare_runs
+
+    tracker = disagreeing_store
+    lb = leaderboard(load_runs(tracker, ["vt"]).used)
+    assert set(lb.loc[lb["best_in_family"], "pipeline"]) == {"hog-svm", "cnn-small"}
+    assert best_row(lb)["pipeline"] == "cnn-small" and best_row(lb)["chosen_on"] == "validation"
+    v = verdict("vt", lb, compare=lambda a, b: compare_runs(tracker, a, b))
+    assert (v.best["classical"]["pipeline"], v.deep["pipeline"]) == ("hog-svm", "cnn-small")
+    pair = best_pair_comparison(tracker, "vt")
+    assert (pair["a"], pair["b"]) == ("hog-svm", "cnn-small")
+    summary = pd.DataFrame([  # data-efficiency: at each size, the envelope's pipeline is the best on validation
+        {"pipeline": "a", "family": "classical", "per_class": "10", "n_per_class": 10.0, "mean": 0.9, "val_mean": 0.7},
+        {"pipeline": "b", "family": "classical", "per_class": "10", "n_per_class": 10.0, "mean": 0.6, "val_mean": 0.8},
+        {"pipeline": "c", "family": "scratch", "per_class": "10", "n_per_class": 10.0, "mean": 0.5, "val_mean": 0.6}])
+    env = envelopes(summary).iloc[0]
+    assert env["classical_pipeline"] == "b" and env["classical"] == pytest.approx(0.6)
+
+
+def test_verdict_states_significance_and_no_seed_noise_with_one_seed(tracker):
+    from bench.studies.statistics import compare_runs
+
+    r = _run
+    r(tracker, "sig", "hog-svm", "classical", 0, 0.900, preds=_preds(0.900, 1))
+    r(tracker, "sig", "cnn-small", "scratch", 0, 0.905, preds=_preds(0.905, 1))  # mostly the same images wrong
+    r(tracker, "big", "hog-svm", "classical", 0, 0.70, preds=_preds(0.70, 1))
+    r(tracker, "big", "cnn-small", "scratch", 0, 0.95, preds=_preds(0.95, 2))
+
+    def v(ds):
+        return verdict(ds, leaderboard(load_runs(tracker, [ds]).used), compare=lambda a, b: compare_runs(tracker, a, b))
+
+    small = v("sig")
+    assert small.significant is False and small.significance["p_value"] >= 0.05
+    assert "no significant difference between" in small.sentence and "McNemar p = " in small.sentence
+    assert "beats" not in small.sentence and "seed" not in small.sentence.split("on seed 0")[-1]
+    assert "seed noise" not in small.sentence and "seed std" not in small.sentence
+    big = v("big")
+    assert big.significant is True and "beats the best classical one, hog-svm, by 25.00 points" in big.sentence
+    assert "significant at 5%" in big.sentence and "not significant" not in big.sentence
+    lo, hi = (-100 * x for x in big.significance["diff_ci"][::-1])
+    assert lo > 0 and f"[{lo:+.2f}, {hi:+.2f}]" in big.sentence  # the CI of deep − classical, in points
+    row = pd.DataFrame([small.as_row()])
+    assert row["significant"].item() == "no" and row["McNemar p"].item() == pytest.approx(small.significance["p_value"])
+
+
+def test_export_keeps_every_protocol_and_names_it(tracker, capsys):
+    from bench.report.export import latest_runs
+
+    _run(tracker, "toy", "pixels-knn", "classical", 0, 0.9, params={"k": None})
+    _run(tracker, "toy", "pixels-knn", "classical", 0, 0.3, split={"max_train": 5}, params={"k": None})
+    df = latest_runs(tracker, ["toy"])
+    assert len(df) == 2 and sorted(df["split.max_train"].fillna(-1)) == [-1, 5]
+    assert {"section", "param.k", "split.val_fraction", "concurrency", "test_balanced_accuracy"} <= set(df.columns)
+    assert main(["export", "--format", "csv", "-d", "toy"]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(out) == 2 and set(out["section"]) == {"toy", "toy (max_train=5)"}

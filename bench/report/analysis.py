@@ -205,7 +205,7 @@ def best_row(rows: pd.DataFrame) -> pd.Series:
     """The row chosen as best: highest mean *validation* accuracy (test is only reported, never used to
     choose). Rows without a validation split are chosen among only when none of them has one; then by test
     accuracy, and ``chosen_on`` says so."""
-    has_val = rows["val_mean"].notna()
+    has_val = rows["val_mean"].notna() if "val_mean" in rows else pd.Series(False, index=rows.index)
     if has_val.any():
         r = rows[has_val].sort_values(["val_mean", "acc_mean"], ascending=False, kind="stable").iloc[0].copy()
         r["chosen_on"] = "validation"
@@ -377,7 +377,7 @@ def _significance_text(sig: dict[str, Any] | None, noise: float | None) -> str:
     """``McNemar p = 0.44, 95% CI of the gap [-0.9, +1.9] points`` (deep − classical), or why there is none."""
     seed_txt = f", seed std up to {noise:.2f} points" if noise is not None else ""
     if sig is None:
-        return "significance not tested: no shared seed with stored test predictions" + seed_txt
+        return "significance not tested: no paired test predictions" + seed_txt
     lo, hi = (-100 * sig["diff_ci"][1], -100 * sig["diff_ci"][0])  # compare() gives classical − deep
     word = "significant" if sig["significant"] else "not significant"
     return (f"McNemar p = {sig['p_value']:.2g}, {word} at 5%; 95% CI of the gap [{lo:+.2f}, {hi:+.2f}] points "

@@ -1,0 +1,67 @@
+"""Does a job's cost depend on what ran before it? The same job first in a fresh process, and after other jobs
+(some sharing its features, so it reads them from the cache), side by side.
+
+    python -m bench.benchmarks.job_order [--dataset mnist5k] [--job hog-linsvm] [--before hog-logreg ...]
+
+Each arm runs in its own fresh process with its own results directory and feature cache. Printed: the job's
+fit time, its feature part, predict time, inference throughput, latency and peak memory (the job's own
+footprint) in both arms, and their ratio (after / first). The measurement contract asks for memory within 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+COLUMNS = ["test_accuracy", "fit_time_s", "feature_time_s", "train_time_s", "predict_time_s",
+           "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb"]
+DEFAULT_BEFORE = ["pixels-knn", "pixels-logreg", "hog-logreg", "colorhist-chi2svm", "lenet5"]
+
+
+def _child(dataset: str, jobs: list[str], params: dict) -> None:
+    from bench.datasets import SplitOptions
+    from bench.runner import Job, run_grid
+
+    res = run_grid([Job(dataset, p, 0, params.get(p, {}), SplitOptions()) for p in jobs], log=lambda m: None)
+    last = res[-1]
+    print(json.dumps({k: last.metrics.get(k) for k in COLUMNS}))
+
+
+def _arm(dataset: str, jobs: list[str], params: dict) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        env = {**os.environ, "CVBENCH_RESULTS": d}
+        env.pop("CVBENCH_FEATURE_CACHE", None)
+        out = subprocess.run([sys.executable, "-m", "bench.benchmarks.job_order", "--child", dataset,
+                              json.dumps(jobs), json.dumps(params)], env=env, capture_output=True, text=True,
+                             check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="mnist5k")
+    ap.add_argument("--job", default="hog-linsvm")
+    ap.add_argument("--before", nargs="+", default=DEFAULT_BEFORE, help="jobs run first in the second arm")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        _child(a.child[0], json.loads(a.child[1]), json.loads(a.child[2]))
+        return
+    params = {"lenet5": {"epochs": 1}}
+    first = _arm(a.dataset, [a.job], params)
+    after = _arm(a.dataset, [*a.before, a.job], params)
+    print(f"{a.job} on {a.dataset}: first in a fresh process vs after {', '.join(a.before)}")
+    print(f"{'metric':22s} {'first':>12s} {'after':>12s} {'after/first':>12s}")
+    for k in COLUMNS:
+        x, y = first.get(k), after.get(k)
+        ratio = f"{y / x:12.3f}" if x and y is not None else f"{'—':>12s}"
+        print(f"{k:22s} {x if x is not None else float('nan'):12.4g} {y if y is not None else float('nan'):12.4g} "
+              f"{ratio}")
+
+
+if __name__ == "__main__":
+    main()
