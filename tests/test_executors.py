@@ -10,14 +10,15 @@ from bench.runner import Job, run_grid
 
 ray = pytest.importorskip("ray")  # a declared dependency; importorskip only guards a broken install
 
-# max_iter=-1 makes LogisticRegression.fit raise: the deliberately failing job.
-BAD = {"max_iter": -1}
+# k far above the training-set size passes the parameter checks (k ≥ 1) but makes k-NN's fit raise: the
+# deliberately failing job.
+BAD = {"k": 10**9}
 
 
 def _grid() -> list[Job]:
     sp = SplitOptions()
     return [Job("digits", "pixels-knn", 0, {}, sp), Job("digits", "pixels-knn", 1, {}, sp),
-            Job("digits", "pixels-logreg", 0, {"max_iter": 100}, sp), Job("digits", "pixels-logreg", 1, BAD, sp)]
+            Job("digits", "pixels-logreg", 0, {"max_iter": 100}, sp), Job("digits", "pixels-knn", 2, BAD, sp)]
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_ray_grid_finishes_every_job_and_reports_the_failure(ray_session, tracke
         r = by[key]
         assert r.status == "FINISHED", r.error
         assert r.metrics["test_accuracy"] > 0.9 and r.run_id
-    bad = by[("pixels-logreg", 1)]
-    assert bad.status == "FAILED" and "max_iter" in bad.error and "after 2 attempts" in bad.error
-    assert any(m.startswith("retry digits/pixels-logreg/1") for m in logs)
+    bad = by[("pixels-knn", 2)]
+    assert bad.status == "FAILED" and "n_neighbors" in bad.error and "after 2 attempts" in bad.error
+    assert any(m.startswith("retry digits/pixels-knn/2") for m in logs)
 
     # The store: every good job FINISHED with its metrics under the one parent run; two FAILED attempts.
     exp_id = tracker.experiment_id("digits")
@@ -83,7 +84,7 @@ def test_ray_grid_finishes_every_job_and_reports_the_failure(ray_session, tracke
         res = next(x for x in results if x.run_id == r.info.run_id)
         assert r.data.metrics["test_accuracy"] == pytest.approx(res.metrics["test_accuracy"])
         assert {"val_accuracy", "fit_time_s", "peak_rss_mb"} <= set(r.data.metrics)
-    assert all("max_iter" in r.data.tags["cvbench.error"] for r in failed)
+    assert all("n_neighbors" in r.data.tags["cvbench.error"] for r in failed)
     # Finished runs say which worker process ran them: the grid was spread over both workers.
     workers = {r.data.tags["cvbench.worker"] for r in finished}
     assert len(workers) == 2, workers
@@ -115,7 +116,7 @@ def test_local_process_pool(tracker):
     logs: list[str] = []
     results = run_grid(grid, tracker=tracker, log=logs.append, executor=LocalExecutor(jobs=2))
     st = {(r.job.pipeline, r.job.seed): r.status for r in results}
-    assert st == {("pixels-knn", 0): "FINISHED", ("pixels-knn", 1): "FINISHED", ("pixels-logreg", 1): "FAILED"}
+    assert st == {("pixels-knn", 0): "FINISHED", ("pixels-knn", 1): "FINISHED", ("pixels-knn", 2): "FAILED"}
     assert any(m.startswith("executor: local pool ×2") for m in logs)
     runs = _job_runs(tracker, tracker.experiment_id("digits"))
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED", "FINISHED"]
@@ -123,10 +124,10 @@ def test_local_process_pool(tracker):
 
 def test_in_process_retries_then_reports(tracker):
     logs: list[str] = []
-    results = run_grid([Job("digits", "pixels-logreg", 1, BAD, SplitOptions())], tracker=tracker,
+    results = run_grid([Job("digits", "pixels-knn", 2, BAD, SplitOptions())], tracker=tracker,
                        log=logs.append, executor=LocalExecutor(jobs=1, retries=2))
     assert [r.status for r in results] == ["FAILED"]
-    assert sum(m.startswith("FAIL  digits/pixels-logreg/1") for m in logs) == 3
+    assert sum(m.startswith("FAIL  digits/pixels-knn/2") for m in logs) == 3
 
 
 def test_bad_executor_options():
