@@ -312,8 +312,6 @@ class TunedFeatureClassifier(FeatureClassifier):
             info["chosen_params"] = best_params
             info["tuning"] = [{"params": p, "val_accuracy": s} for p, s in zip(grid, val_scores)]
         else:  # nothing to search, or no validation split: the constructor's values, never a grid point
-            if isinstance(base, KNeighborsClassifier) and base.n_neighbors > len(y):
-                base.set_params(n_neighbors=len(y))  # tiny training sets
             best = clone(base).fit(F, y)
         info["tuned"] = "chosen_params" in info
         if getattr(self.features_, "reports_empty_images", False):
