@@ -18,12 +18,12 @@ import psutil
 
 
 def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the resident
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the resident
     size measured next starts from what is live, not from what earlier jobs freed but the allocator kept."""
+    # No gc.collect() here: a Ctrl-C arriving while collection runs finalizers (SQLAlchemy's weakref callbacks)
+    # is swallowed as "Exception ignored", and the job would not stop.
     import ctypes
-    import gc
 
-    gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: RSS may then include memory freed by earlier jobs
