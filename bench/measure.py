@@ -7,73 +7,14 @@ import pickle
 import platform
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 import numpy as np
-import psutil
 
-
-def release_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the resident
-    size measured next starts from what is live, not from what earlier jobs freed but the allocator kept."""
-    # No gc.collect() here: a Ctrl-C arriving while collection runs finalizers (SQLAlchemy's weakref callbacks)
-    # is swallowed as "Exception ignored", and the job would not stop.
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: RSS may then include memory freed by earlier jobs
-        pass
-
-
-def process_rss() -> int:
-    """Resident bytes of this process and its children (joblib / loky workers)."""
-    proc = psutil.Process()
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-class PeakRSS:
-    """Context manager sampling resident memory every ``interval_s``: ``peak_mb`` is the highest sample
-    *above the size at entry*, i.e. the block's own footprint, not the process's history (``rss`` is the
-    sampling function, :func:`process_rss` by default). Call :func:`release_memory` before entering so that
-    memory freed earlier but still held by the allocator does not hide the block's allocations."""
-
-    def __init__(self, interval_s: float = 0.02, rss: Callable[[], int] = process_rss):
-        self.interval_s = interval_s
-        self.rss = rss
-        self.start_bytes = self.peak_bytes = 0
-        self._stop = threading.Event()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self.rss())
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> PeakRSS:
-        self.start_bytes = self.peak_bytes = self.rss()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self.rss())
-
-    @property
-    def peak_mb(self) -> float:
-        """Highest resident size above the size at entry, in MiB."""
-        return max(0, self.peak_bytes - self.start_bytes) / 2**20
+from pipelines.memory import PeakRSS, process_rss, release_memory  # noqa: F401  (the harness's probes)
 
 
 class Timer:

@@ -4,6 +4,10 @@ Entries are keyed by a hash of the input array's bytes, the producer's name, its
 version, stored as ``.npy`` (never pickle) and written atomically (temporary file + ``os.replace``), so an
 interrupted write can never leave an entry a later run trusts. The cache is off until a directory is set with
 :func:`set_cache_dir` or the ``CVBENCH_FEATURE_CACHE`` environment variable.
+
+Each entry records what computing it cost (time and peak resident memory), so that a job that reads it is
+charged the same as the job that computed it: :func:`charging` collects the memory charge of the hits in a
+block.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipelines.memory import PeakRSS, process_rss, release_memory
 
 _cache_dir: Path | None = None
 
@@ -99,6 +105,34 @@ class CacheResult:
         self.value, self.cached, self.compute_time_s = value, cached, compute_time_s
 
 
+class Charge:
+    """Memory that the cache hits inside a :func:`charging` block would have cost to compute: ``peak_mb`` is
+    the highest, over the hits, of the resident memory above the block's start when the hit happened plus the
+    entry's recorded computation peak (what the block would have peaked at, had it computed the entry)."""
+
+    def __init__(self) -> None:
+        self.start_bytes = process_rss()
+        self.peak_mb = 0.0
+
+    def hit(self, entry_peak_mb: float) -> None:
+        held_mb = max(0, process_rss() - self.start_bytes) / 2**20
+        self.peak_mb = max(self.peak_mb, held_mb + entry_peak_mb)
+
+
+_charges: list[Charge] = []
+
+
+@contextmanager
+def charging() -> Iterator[Charge]:
+    """Collect the memory charge of the cache hits inside the block (nested blocks each get their own)."""
+    charge = Charge()
+    _charges.append(charge)
+    try:
+        yield charge
+    finally:
+        _charges.remove(charge)
+
+
 def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
                  compute: Callable[[], np.ndarray], version: str = "1") -> CacheResult:
     """Return ``compute()`` for input ``X``, from the cache when an entry with the same key exists."""
@@ -113,14 +147,20 @@ def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
     if path.exists() and meta.exists():
         try:
             info = json.loads(meta.read_text())
-            value = np.load(path, allow_pickle=False)
-            return CacheResult(value, True, float(info["compute_time_s"]))
+            compute_s, peak_mb = float(info["compute_time_s"]), float(info["compute_peak_mb"])
+            for charge in _charges:  # before the load: what was held when the computation would have started
+                charge.hit(peak_mb)
+            return CacheResult(np.load(path, allow_pickle=False), True, compute_s)
         except (ValueError, OSError, KeyError, EOFError):
-            pass  # unreadable entry: recompute and overwrite it
-    t0 = time.perf_counter()
-    value = compute()
-    dt = time.perf_counter() - t0
+            pass  # unreadable entry, or one that predates the recorded peak: recompute and overwrite it
+    release_memory()  # the computation's own peak, not what the allocator kept from earlier work
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        value = compute()
+        dt = time.perf_counter() - t0
+    release_memory()  # its temporaries too (freed in worker threads' arenas, they would stay resident)
     atomic_save_npy(path, np.asarray(value))
     atomic_write_text(meta, json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
-                                        "shape": list(np.shape(value))}, default=str))
+                                        "compute_peak_mb": mem.peak_mb, "shape": list(np.shape(value))},
+                                       default=str))
     return CacheResult(value, False, dt)

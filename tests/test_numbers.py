@@ -135,6 +135,35 @@ def test_cost_columns_do_not_depend_on_job_order(slow_pipelines, tracker, tmp_pa
         assert second.metrics["predict_feature_time_s"] == first.metrics["predict_feature_time_s"]
 
 
+def test_cache_hits_are_charged_the_peak_memory_their_computation_recorded(slow_pipelines, tracker, tmp_path,
+                                                                            monkeypatch):
+    """A job that reads its features from the cache reports at least the peak their extraction recorded, as if it
+    had extracted them; a cache entry without a recorded peak is recomputed, never charged nothing."""
+    monkeypatch.setenv("CVBENCH_FEATURE_CACHE", str(tmp_path / "cache"))
+    split = SplitOptions(max_train=200, max_val=60, max_test=60)
+    job = Job("digits", "slow-ridge", 0, {}, split)
+    first = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
+    assert first.metrics["peak_rss_mb"] < 10_000
+    metas = sorted((tmp_path / "cache" / "SlowFeatures").glob("*.json"))
+    assert len(metas) == 3  # train, val, test features
+    for meta in metas:  # pretend the extraction had peaked at 10 GB
+        info = json.loads(meta.read_text())
+        assert info["compute_peak_mb"] >= 0
+        meta.write_text(json.dumps({**info, "compute_peak_mb": 10_000.0}))
+    second = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
+    assert tracker.client.get_run(second.run_id).data.tags["features_cached"] == "true"
+    for k in ("fit_peak_rss_mb", "predict_peak_rss_mb", "peak_rss_mb"):
+        assert second.metrics[k] >= 10_000
+    for meta in metas:  # an entry from before peaks were recorded: recomputed, and its peak recorded
+        info = json.loads(meta.read_text())
+        del info["compute_peak_mb"]
+        meta.write_text(json.dumps(info))
+    third = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
+    assert tracker.client.get_run(third.run_id).data.tags["features_cached"] == "false"
+    assert third.metrics["peak_rss_mb"] < 10_000
+    assert all("compute_peak_mb" in json.loads(m.read_text()) for m in metas)
+
+
 def test_peak_memory_is_the_blocks_own_footprint():
     from bench.measure import PeakRSS
 

@@ -51,7 +51,7 @@ def main() -> None:
     if a.child:
         _child(a.child[0], json.loads(a.child[1]), json.loads(a.child[2]))
         return
-    params = {"lenet5": {"epochs": 1}}
+    params = {"lenet5": {"epochs": 1}, "cnn-small": {"epochs": 2}, "efficientnet_lite0-features-logreg": {"resolution": 64}}
     first = _arm(a.dataset, [a.job], params)
     after = _arm(a.dataset, [*a.before, a.job], params)
     print(f"{a.job} on {a.dataset}: first in a fresh process vs after {', '.join(a.before)}")
