@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,list,export,report}``. User errors print a message, never a traceback."""
+"""Command line: ``python -m bench {run,list,runs,compare,export,report,study}``. User errors print a message, never a traceback."""
 
 from __future__ import annotations
 
@@ -77,6 +77,16 @@ def _build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--family", choices=["classical", "scratch", "transfer"])
     ls.add_argument("--all", action="store_true", help="include unavailable pipelines (with the reason)")
     ls.add_argument("--datasets", action="store_true", help="list datasets instead")
+
+    rs = sub.add_parser("runs", help="the runs in the store, one line each, newest first")
+    rs.add_argument("--dataset", "-d", action="append", help="only this dataset (repeatable; default: all)")
+    rs.add_argument("--pipeline", "-p", default="*", help="pipeline name or wildcard (default: all)")
+    rs.add_argument("--status", help="FINISHED, FAILED, RUNNING or KILLED (default: any)")
+    rs.add_argument("--json", action="store_true", help="print a JSON array")
+
+    cp = sub.add_parser("compare", help="two runs' params, metrics and tags side by side (differences only)")
+    cp.add_argument("runs", nargs=2, metavar="RUN", help="run id (or 8+ character prefix) or dataset/pipeline/seed")
+    cp.add_argument("--all", action="store_true", help="show every row, not only the differences")
 
     ex = sub.add_parser("export", help="write the latest FINISHED run per (dataset, pipeline, seed)")
     ex.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -212,6 +222,23 @@ def _cmd_run(a: argparse.Namespace) -> int:
     return 1 if counts.get("FAILED") else 0
 
 
+def _cmd_runs(a: argparse.Namespace) -> int:
+    from bench.report.runs import format_runs, list_runs
+    from bench.tracking import Tracker
+
+    df = list_runs(Tracker(), a.dataset, a.pipeline, a.status)
+    print(df.to_json(orient="records", indent=2) if a.json else format_runs(df))
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from bench.report.runs import compare_runs, format_compare
+    from bench.tracking import Tracker
+
+    print(format_compare(compare_runs(Tracker(), *a.runs, all_rows=a.all)))
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from bench.report.export import latest_runs
 
@@ -253,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return {"run": _cmd_run, "list": _cmd_list, "export": _cmd_export, "report": _cmd_report,
-                "study": _cmd_study}[args.cmd](args)
+        return {"run": _cmd_run, "list": _cmd_list, "runs": _cmd_runs, "compare": _cmd_compare,
+                "export": _cmd_export, "report": _cmd_report, "study": _cmd_study}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
