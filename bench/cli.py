@@ -35,7 +35,7 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
 def _add_split_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("split contract (shared by every pipeline)")
     g.add_argument("--val-fraction", type=float, help="validation fraction of the training pool (default 0.1)")
-    g.add_argument("--test-fraction", type=float, help="test fraction when the dataset has no test split")
+    g.add_argument("--test-fraction", type=float, help="test fraction when the dataset has no test split (default 0.2)")
     g.add_argument("--split-seed", type=int, help="seed of the split (default 0; independent of --seed)")
     g.add_argument("--train-per-class", type=int, help="N training images per class (nested across N)")
     g.add_argument("--max-train", type=int, help="at most N training images (stratified)")
@@ -58,8 +58,10 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", metavar="[PIPELINE.]KEY=VALUE",
                    help="override a pipeline parameter, e.g. cnn-small.epochs=3 (repeatable)")
     r.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
-    r.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
+    r.add_argument("--data-dir", help="where downloaded datasets live (default: $CVBENCH_DATA, else ~/.cache/cvbench/data)")
     r.add_argument("--no-table", action="store_true", help="do not print the comparison table at the end")
+    r.add_argument("--dry-run", action="store_true",
+                   help="list the jobs, and which would be skipped as done, without running anything")
     x = r.add_argument_group("execution (where jobs run)")
     x.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: this machine (in-process, or a process pool with --jobs); ray: Ray tasks")
@@ -89,8 +91,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--all", action="store_true", help="show every row, not only the differences")
 
     ex = sub.add_parser("export", help="write the latest FINISHED run per (dataset, pipeline, seed)")
-    ex.add_argument("--format", choices=["csv", "json"], default="csv")
-    ex.add_argument("--dataset", "-d", action="append")
+    ex.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default csv)")
+    ex.add_argument("--dataset", "-d", action="append", help="only this dataset (repeatable; default: all)")
     ex.add_argument("--out", "-o", help="output file (default: standard output)")
 
     rp = sub.add_parser("report", help="report.md, self-contained report.html, CSV/LaTeX tables from tracked runs")
@@ -119,6 +121,10 @@ def _cmd_list(a: argparse.Namespace) -> int:
 
     names = list_pipelines(a.pattern, family=a.family, include_unavailable=a.all or a.json)
     specs = [get_spec(n) for n in names]
+    if not specs:
+        print(f"no pipeline matches {a.pattern!r}" + (f" in family {a.family}" if a.family else "")
+              + " (`python -m bench list` prints them all; --all adds unavailable ones)", file=sys.stderr)
+        return 1
     if a.json:
         print(json.dumps([s.as_dict() for s in specs], indent=2, default=str))
         return 0
@@ -205,7 +211,11 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.memory_budget_mb is not None:
         os.environ["CVBENCH_MEMORY_BUDGET_MB"] = str(a.memory_budget_mb)  # read by workers' loaders too
     results = run_grid(jobs, tracker=tracker, force=a.force, data_dir=a.data_dir,
-                       log=lambda m: print(m, flush=True), executor=executor)
+                       log=lambda m: print(m, flush=True), executor=executor, dry_run=a.dry_run)
+    if a.dry_run:
+        planned = sum(r.status == "PLANNED" for r in results)
+        print(f"\ndry run: {planned} job(s) would run, {len(results) - planned} skipped as done; nothing was run")
+        return 0
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -243,6 +253,11 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from bench.report.export import latest_runs
 
     df = latest_runs(datasets=a.dataset)
+    if df.empty:
+        where = f"dataset(s) {', '.join(a.dataset)}" if a.dataset else "any dataset"
+        print(f"no FINISHED runs for {where} in the store (`python -m bench runs` lists what it holds)",
+              file=sys.stderr)
+        return 1
     text = df.to_csv(index=False) if a.format == "csv" else df.to_json(orient="records", indent=2)
     if a.out:
         Path(a.out).write_text(text)

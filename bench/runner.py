@@ -319,8 +319,11 @@ def _load(dataset: str, split: SplitOptions, image_size: int | None, load_kw: di
 
 def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool = False,
              data_dir: str | None = None, log: Callable[[str], None] = print,
-             keep_going: bool = True, executor: Any = None) -> list[JobResult]:
+             keep_going: bool = True, executor: Any = None, dry_run: bool = False) -> list[JobResult]:
     """Run ``jobs``: one parent run per dataset, one child run per job.
+
+    ``dry_run`` checks and loads as usual, then only says which jobs would run (status ``PLANNED``) and which
+    would be skipped as done, creating no experiment and no run.
 
     Every job's parameters are checked, and every dataset is loaded (its split hash joins the job identity),
     before any experiment or run is created: a bad request or a dataset that cannot be loaded leaves nothing
@@ -347,18 +350,24 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
             hashes[dataset, split, image_size] = data.split_hash
     todo_by_dataset: dict[str, tuple[str, list[Job]]] = {}
     for dataset, djobs in by_dataset.items():
-        exp_id = tracker.experiment_id(experiment_name(dataset))
+        exp_id = tracker.existing_experiment_id(experiment_name(dataset)) if dry_run else \
+            tracker.experiment_id(experiment_name(dataset))
         todo = []
         for j in djobs:
             j = replace(j, split_hash=hashes[dataset, j.split, j.image_size])
-            done = [] if force else tracker.finished_runs(exp_id, j.identity())
+            done = [] if force or exp_id is None else tracker.finished_runs(exp_id, j.identity())
             if done:
                 results.append(JobResult(j, "SKIPPED", done[0]))
                 log(f"skip  {j.run_name} (FINISHED run {done[0][:8]} exists; --force to redo)")
             else:
                 todo.append(j)
-        if todo:
+                if dry_run:
+                    results.append(JobResult(j, "PLANNED"))
+                    log(f"plan  {j.run_name} " + json.dumps(j.resolved_params(), default=str))
+        if todo and exp_id is not None:
             todo_by_dataset[dataset] = (exp_id, todo)
+    if dry_run:
+        return results
     if executor is not None and not getattr(executor, "in_process", False):
         loaded.clear()
         results += _run_distributed(todo_by_dataset, tracker, executor, load_kw, log)

@@ -100,6 +100,11 @@ class Tracker:
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def existing_experiment_id(self, name: str) -> str | None:
+        """The experiment's id, or ``None`` when there is none (nothing is created)."""
+        exp = _retry(lambda: self.client.get_experiment_by_name(name), "get experiment")
+        return exp.experiment_id if exp is not None else None
+
     def experiment_id(self, name: str) -> str:
         exp = _retry(lambda: self.client.get_experiment_by_name(name), "get experiment")
         if exp is not None:

@@ -49,3 +49,25 @@ def test_compare_shows_only_differences_by_name_or_id(two_runs, capsys):
     assert "the same params, metrics and tags" in capsys.readouterr().out
     assert main(["compare", "digits/nope/0", knn.run_id]) == 2
     assert "no run with that id or name" in capsys.readouterr().err
+
+
+def test_dry_run_lists_jobs_and_skips_without_running(two_runs, tracker, capsys):
+    n_runs = len(tracker.runs_frame(finished_only=False, include_parents=True))
+    args = ["run", "-d", "digits", "-p", "pixels-knn", "-p", "pixels-ridge", "--max-train", "200",
+            "--max-val", "60", "--max-test", "60", "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "skip  digits/pixels-knn/0" in out and "plan  digits/pixels-ridge/0" in out
+    assert "1 job(s) would run, 1 skipped as done" in out
+    assert len(tracker.runs_frame(finished_only=False, include_parents=True)) == n_runs  # nothing was run
+    assert main([*args[:-1], "-d", "lfw-faces", "--dry-run"]) == 0  # a dataset with no experiment yet
+    assert "lfw-faces" not in [e.name for e in tracker.experiments()]
+
+
+def test_empty_results_say_so(tracker, capsys):
+    assert main(["list", "zzz*"]) == 1
+    assert "no pipeline matches 'zzz*'" in capsys.readouterr().err
+    assert main(["export", "-d", "nope"]) == 1
+    assert "no FINISHED runs for dataset(s) nope" in capsys.readouterr().err
+    assert main(["runs"]) == 0
+    assert "no runs match" in capsys.readouterr().out
