@@ -46,6 +46,14 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int, help="resize: shorter side to S, then centre crop S×S")
 
 
+def _device_arg(text: str) -> str:
+    from pipelines.params import DEVICE
+
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -67,6 +75,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="local: this machine (in-process, or a process pool with --jobs); ray: Ray tasks")
     x.add_argument("--jobs", "-j", type=int, help="parallel jobs (local pool size; local Ray cluster CPUs)")
     x.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 (default: start one here)")
+    x.add_argument("--device", type=_device_arg, default=None,
+                   help="auto, cpu, cuda, cuda:N or mps for every network (default: each pipeline's own, auto)")
+    x.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for BLAS, PyTorch and feature extraction (default: every core)")
     x.add_argument("--retries", type=int, default=0, help="resubmit a failed job up to N times (default 0)")
     x.add_argument("--memory-budget-mb", type=float,
                    help="datasets whose decoded size exceeds this are memory-mapped and processed in chunks "
@@ -182,21 +194,47 @@ def _jobs(a: argparse.Namespace) -> list:
                     elif fnmatchcase(name, target):
                         p.update(kv)
                         used.update(kv)
+                if getattr(a, "device", None) and "device" in accepted:
+                    p["device"] = a.device
                 for s in seeds:
                     jobs.append(Job(ds, name, s, p, split, image_size))
     unused = sorted({k for kv in overrides.values() for k in kv} - used)
     if unused:
         raise ConfigError(f"--param {', '.join(unused)}: no selected pipeline has such a parameter "
                           "(see `python -m bench list --json` for each pipeline's params)")
+    from pipelines.training import device_unavailable
+
     for j in jobs:
         try:
             j.identity()  # validates parameter names, types and ranges now, before anything runs
         except (TypeError, ValueError) as e:
             raise ConfigError(str(e)) from None
+        device = j.params.get("device")
+        if isinstance(device, str) and (reason := device_unavailable(device)):
+            raise ConfigError(f"{j.pipeline}: {reason}")
     return jobs
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
+    if a.threads is None:
+        return _run(a)
+    if a.threads < 1:
+        raise ConfigError(f"--threads {a.threads}: must be at least 1")
+    from threadpoolctl import threadpool_limits
+
+    prev = os.environ.get("CVBENCH_THREADS")
+    os.environ["CVBENCH_THREADS"] = str(a.threads)  # read by the training loop, extraction and workers
+    try:
+        with threadpool_limits(a.threads):  # BLAS / OpenMP in this process
+            return _run(a)
+    finally:
+        if prev is None:
+            os.environ.pop("CVBENCH_THREADS", None)
+        else:
+            os.environ["CVBENCH_THREADS"] = prev
+
+
+def _run(a: argparse.Namespace) -> int:
     from bench.report.table import print_table
     from bench.runner import run_grid
     from bench.tracking import Tracker

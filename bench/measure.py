@@ -96,5 +96,8 @@ def environment_tags() -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 pass
         tags["env.hardware"] = f"{tags['env.cpu']} ×{tags['env.cores']} | gpu: {tags['env.gpu']}"
+        if threads := os.environ.get("CVBENCH_THREADS"):  # --threads: timings comparable only at equal counts
+            tags["env.threads"] = threads
+            tags["env.hardware"] += f" | threads: {threads}"
         _ENV = tags
     return dict(_ENV)

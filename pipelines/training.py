@@ -32,16 +32,35 @@ Prep = Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, C, H, W) batch on the
 DEVICE_DATA_MAX_BYTES = 4 << 30  # datasets up to this size live on the accelerator for the whole run
 
 
+def device_unavailable(device: str) -> str | None:
+    """Why ``device`` (auto, cpu, cuda, cuda:N, mps) cannot be used here, or ``None`` when it can."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            return f"device {device!r}: no CUDA GPU is visible to PyTorch here (use --device cpu or auto)"
+        if index and int(index) >= n:
+            return f"device {device!r}: only {n} CUDA GPU(s) here (cuda:0 to cuda:{n - 1})"
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "device 'mps': Apple's Metal backend is not available here (use --device cpu or auto)"
+    return None
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if reason := device_unavailable(device):
+        raise ValueError(reason)
     return torch.device(device)
 
 
 def use_all_cores() -> None:
     """Let intra-op parallelism use every core the process may run on (torch defaults to physical cores),
-    unless the user capped threads with ``OMP_NUM_THREADS`` (on a shared, oversubscribed machine one thread
-    per process can be several times faster than two)."""
+    unless the user capped threads with ``CVBENCH_THREADS`` (``--threads``) or ``OMP_NUM_THREADS`` (on a
+    shared, oversubscribed machine one thread per process can be several times faster than two)."""
+    if os.environ.get("CVBENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["CVBENCH_THREADS"]))
+        return
     if os.environ.get("OMP_NUM_THREADS"):
         return
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

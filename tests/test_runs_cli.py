@@ -1,14 +1,17 @@
-"""`runs` and `compare`: the store from the terminal."""
+"""The command line around the store: `runs`, `compare`, `--dry-run`, empty results, `--device` and `--threads`."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from bench import cli
 from bench.cli import main
 from bench.datasets import SplitOptions
 from bench.runner import Job, run_grid
+from pipelines.features.parallel import effective_n_jobs
 
 SPLIT = SplitOptions(max_train=200, max_val=60, max_test=60)
 
@@ -71,3 +74,36 @@ def test_empty_results_say_so(tracker, capsys):
     assert "no FINISHED runs for dataset(s) nope" in capsys.readouterr().err
     assert main(["runs"]) == 0
     assert "no runs match" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_device_flag_is_checked_before_anything_runs(tracker, capsys):
+    base = ["run", "-d", "digits", "-p", "cnn-small", "--max-train", "100"]
+    assert main([*base, "--device", "cuda"]) == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    assert main([*base, "--param", "device=cuda:1"]) == 2  # the same check for the parameter
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--device", "gpu"])
+    assert "use auto, cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    assert tracker.experiments() == []  # nothing was created
+    from pipelines.training import pick_device
+
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        pick_device("cuda")
+
+
+def test_device_and_threads_reach_the_jobs(tracker, capsys, monkeypatch):
+    monkeypatch.delenv("CVBENCH_THREADS", raising=False)
+    seen = {}
+    real_jobs = cli._jobs
+    monkeypatch.setattr(cli, "_jobs", lambda a: seen.update(threads=os.environ.get("CVBENCH_THREADS"),
+                                                            n_jobs=effective_n_jobs()) or real_jobs(a))
+    assert main(["run", "-d", "digits", "-p", "cnn-small", "-p", "pixels-knn", "--device", "cpu", "--threads", "1",
+                 "--max-train", "100", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    cnn = next(line for line in out.splitlines() if "plan  digits/cnn-small/0" in line)
+    assert '"device": "cpu"' in cnn
+    assert seen == {"threads": "1", "n_jobs": 1}  # while the command ran
+    assert "CVBENCH_THREADS" not in os.environ  # and not after it
+    assert main(["run", "-d", "digits", "-p", "pixels-knn", "--threads", "0", "--dry-run"]) == 2

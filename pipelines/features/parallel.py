@@ -18,13 +18,14 @@ from tqdm import tqdm
 
 
 def effective_n_jobs(n_jobs: int | None = None) -> int:
-    """``n_jobs`` as a positive worker count (``None``: ``CVBENCH_N_JOBS`` or -1; -1: every usable core).
+    """``n_jobs`` as a positive worker count (``None``: ``CVBENCH_N_JOBS``, else ``CVBENCH_THREADS``, else -1;
+    -1: every usable core).
 
     The worker count never changes a feature's value, so it is not a transformer parameter (and not part
     of any cache key).
     """
     if n_jobs is None:
-        n_jobs = int(os.environ.get("CVBENCH_N_JOBS", "-1"))
+        n_jobs = int(os.environ.get("CVBENCH_N_JOBS") or os.environ.get("CVBENCH_THREADS") or "-1")
     try:
         n_cpu = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
