@@ -103,7 +103,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--all", action="store_true", help="show every row, not only the differences")
 
     ex = sub.add_parser("export", help="write the latest FINISHED run per (dataset, pipeline, seed)")
-    ex.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default csv)")
+    ex.add_argument("--format", choices=["csv", "json", "md", "latex"], default="csv",
+                    help="output format (default csv); counts stay integers, times are ISO 8601")
     ex.add_argument("--dataset", "-d", action="append", help="only this dataset (repeatable; default: all)")
     ex.add_argument("--out", "-o", help="output file (default: standard output)")
 
@@ -288,7 +289,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from bench.report.export import latest_runs
+    from bench.report.export import format_export, latest_runs
 
     df = latest_runs(datasets=a.dataset)
     if df.empty:
@@ -296,7 +297,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
         print(f"no FINISHED runs for {where} in the store (`python -m bench runs` lists what it holds)",
               file=sys.stderr)
         return 1
-    text = df.to_csv(index=False) if a.format == "csv" else df.to_json(orient="records", indent=2)
+    text = format_export(df, a.format)
     if a.out:
         Path(a.out).write_text(text)
         print(f"wrote {len(df)} row(s) to {a.out}", file=sys.stderr)

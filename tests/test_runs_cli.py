@@ -107,3 +107,20 @@ def test_device_and_threads_reach_the_jobs(tracker, capsys, monkeypatch):
     assert seen == {"threads": "1", "n_jobs": 1}  # while the command ran
     assert "CVBENCH_THREADS" not in os.environ  # and not after it
     assert main(["run", "-d", "digits", "-p", "pixels-knn", "--threads", "0", "--dry-run"]) == 2
+
+
+def test_export_formats_keep_integers_and_iso_times(two_runs, capsys):
+    assert main(["export", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["pipeline"] for r in rows} == {"pixels-knn", "pixels-logreg"}
+    for r in rows:
+        assert isinstance(r["n_train"], int) and isinstance(r["seed"], int) and isinstance(r["concurrency"], int)
+        assert r["start_time"][:4].isdigit() and r["start_time"][10] == "T" and r["start_time"].endswith("+00:00")
+        assert r["param.tune_max_train"] is None or isinstance(r["param.tune_max_train"], int)
+    assert main(["export", "--format", "md"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| section") and set(md[1]) <= set("|-: ") and len(md) == 4
+    assert main(["export", "--format", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert tex.startswith("\\begin{tabular}") and "test\\_accuracy" in tex and "\\bottomrule" in tex
+    assert f"& {rows[0]['n_train']} &" in tex  # an integer, not 200.0000
