@@ -56,6 +56,9 @@ def _device_arg(text: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--plugin", action="append", metavar="FILE.py|MODULE",
+                   help="import code that registers your own pipelines (repeatable; also CVBENCH_PLUGINS and the "
+                        "'cvbench.pipelines' entry points)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="run datasets × pipelines × seeds, one MLflow run each")
@@ -334,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        from bench.plugins import load_plugins
+
+        load_plugins(args.plugin)
         return {"run": _cmd_run, "list": _cmd_list, "runs": _cmd_runs, "compare": _cmd_compare,
                 "export": _cmd_export, "report": _cmd_report, "study": _cmd_study}[args.cmd](args)
     except UserError as e:

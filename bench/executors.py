@@ -75,6 +75,9 @@ def run_job(task: Task, ctx: Context) -> JobResult:
     os.environ.update(env)
     limits = contextlib.ExitStack()
     try:
+        from bench.plugins import load_plugins
+
+        load_plugins()  # the user's own pipelines (CVBENCH_PLUGINS), before the job is built
         # Worker processes are reused across tasks: set the feature cache for this task explicitly.
         set_cache_dir(os.environ.get("CVBENCH_FEATURE_CACHE") or results_dir() / "cache" / "features")
         if ctx.threads:

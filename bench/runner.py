@@ -424,8 +424,9 @@ def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker:
             "MLFLOW_TRACKING_URI=http://HOST:PORT")
     # Local workers share this machine's results directory and caches; remote ones use their own.
     env = {} if remote else {"CVBENCH_RESULTS": str(results_dir()), "CVBENCH_FEATURE_CACHE": str(get_cache_dir())}
-    if os.environ.get("CVBENCH_MEMORY_BUDGET_MB"):
-        env["CVBENCH_MEMORY_BUDGET_MB"] = os.environ["CVBENCH_MEMORY_BUDGET_MB"]
+    for var in ("CVBENCH_MEMORY_BUDGET_MB", "CVBENCH_PLUGINS", "CVBENCH_THREADS"):
+        if os.environ.get(var):
+            env[var] = os.environ[var]
     executor.start()
     ctx = Context(tracker.uri, {"data_dir": load_kw.get("data_dir")} if remote else dict(load_kw), env,
                   concurrency=getattr(executor, "concurrency", 1))
