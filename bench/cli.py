@@ -71,6 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rerun jobs that already have a FINISHED run")
     r.add_argument("--data-dir", help="where downloaded datasets live (default: $CVBENCH_DATA, else ~/.cache/cvbench/data)")
     r.add_argument("--no-table", action="store_true", help="do not print the comparison table at the end")
+    v = r.add_mutually_exclusive_group()
+    v.add_argument("--quiet", "-q", action="store_true", help="print only warnings, failures and the summary")
+    v.add_argument("--verbose", "-v", action="store_true", help="also print each job's resolved parameters")
     r.add_argument("--dry-run", action="store_true",
                    help="list the jobs, and which would be skipped as done, without running anything")
     x = r.add_argument_group("execution (where jobs run)")
@@ -252,8 +255,15 @@ def _run(a: argparse.Namespace) -> int:
     executor = make_executor(a.executor, jobs=a.jobs, address=a.ray_address, retries=a.retries)
     if a.memory_budget_mb is not None:
         os.environ["CVBENCH_MEMORY_BUDGET_MB"] = str(a.memory_budget_mb)  # read by workers' loaders too
-    results = run_grid(jobs, tracker=tracker, force=a.force, data_dir=a.data_dir,
-                       log=lambda m: print(m, flush=True), executor=executor, dry_run=a.dry_run)
+    def log(msg: str) -> None:
+        if not a.quiet or msg.startswith(("FAIL", "warning", "error")):
+            print(msg, flush=True)
+
+    if a.verbose:
+        for j in jobs:
+            log(f"job   {j.run_name} " + json.dumps(j.resolved_params(), default=str))
+    results = run_grid(jobs, tracker=tracker, force=a.force, data_dir=a.data_dir, log=log, executor=executor,
+                       dry_run=a.dry_run)
     if a.dry_run:
         planned = sum(r.status == "PLANNED" for r in results)
         print(f"\ndry run: {planned} job(s) would run, {len(results) - planned} skipped as done; nothing was run")

@@ -104,6 +104,18 @@ def _fit_kwargs(est: Any, data: SplitData, callback: Callable) -> dict[str, Any]
     return kw
 
 
+def _readable(v: Any) -> str:
+    """A number for a progress line: 15,960 rather than 1.596e+04; 2.9e-05 and 0.9731 as they are."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) >= 1e4:
+        return f"{v:,.0f}"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
 def _warm_up(pipeline: str, params: dict[str, Any], data: SplitData, per_class: int = 4) -> None:
     """Fit and predict a throw-away copy of the job's estimator on a few images per class, with no feature
     cache, before anything is measured: the one-off costs of a process (imports, BLAS and oneDNN buffers,
@@ -219,7 +231,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
         def on_epoch(epoch: int, rec: dict[str, float]) -> None:
             tracker.log_metrics(run_id, {k: v for k, v in rec.items() if isinstance(v, int | float)}, step=epoch)
             if progress:
-                progress(f"  epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()))
+                of = f"/{params['epochs']}" if isinstance(params.get("epochs"), int) else ""
+                progress(f"  epoch {epoch + 1}{of}: " + ", ".join(f"{k}={_readable(v)}" for k, v in rec.items()))
 
         if progress:
             progress(f"  fit   {len(data.y_train)} train / {len(data.y_val)} val images")
@@ -373,6 +386,7 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
         results += _run_distributed(todo_by_dataset, tracker, executor, load_kw, log)
         return results
     retries = getattr(executor, "retries", 0)
+    n_todo, done_s, t_grid = sum(len(t) for _, t in todo_by_dataset.values()), [], time.perf_counter()
     for dataset, (exp_id, todo) in todo_by_dataset.items():
         with tracker.run(exp_id, f"{dataset}/invocation", {"cvbench.kind": "parent", "cvbench.concurrency": "1",
                                                           **environment_tags()}) as parent_id:
@@ -384,7 +398,12 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
                         if key not in loaded:
                             loaded.clear()  # keep one dataset in memory at a time
                             loaded[key] = _load(dataset, j.split, j.image_size, load_kw, log)
-                        log(f"run   {j.run_name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+                        elapsed = time.perf_counter() - t_grid
+                        eta = (f", ETA {_clock(sum(done_s) / len(done_s) * (n_todo - len(done_s)))}"
+                               if done_s else "")
+                        log(f"[{len(done_s) + 1}/{n_todo}] run   {j.run_name}"
+                            + (f" (attempt {attempt})" if attempt > 1 else "")
+                            + f"  (elapsed {_clock(elapsed)}{eta})")
                         res = execute(j, tracker, exp_id, parent_id, data=loaded[key], progress=log)
                         acc = res.metrics.get("test_accuracy", float("nan"))
                         log(f"done  {j.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s")
@@ -401,8 +420,10 @@ def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool
                         if attempt <= retries:
                             continue
                         results.append(JobResult(j, "FAILED", error=msg, seconds=time.perf_counter() - t0))
+                        done_s.append(time.perf_counter() - t0)
                         break
                     results.append(res)
+                    done_s.append(res.seconds)
                     break
     return results
 

@@ -124,3 +124,19 @@ def test_export_formats_keep_integers_and_iso_times(two_runs, capsys):
     tex = capsys.readouterr().out
     assert tex.startswith("\\begin{tabular}") and "test\\_accuracy" in tex and "\\bottomrule" in tex
     assert f"& {rows[0]['n_train']} &" in tex  # an integer, not 200.0000
+
+
+def test_progress_counts_jobs_and_prints_readable_numbers(tracker, capsys):
+    from bench.runner import _readable
+
+    assert _readable(15960.4) == "15,960" and _readable(2.9e-05) == "2.9e-05" and _readable(0.97312) == "0.9731"
+    args = ["run", "-d", "digits", "-p", "pixels-knn", "-p", "mlp", "--param", "mlp.epochs=2", "--max-train", "200",
+            "--max-val", "60", "--max-test", "60", "--no-table"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] run   digits/pixels-knn/0  (elapsed" in out
+    assert "[2/2] run   digits/mlp/0" in out and "ETA" in out
+    assert "  epoch 2/2: " in out and "e+0" not in out
+    assert main([*args, "--force", "--quiet"]) == 0
+    quiet = capsys.readouterr().out
+    assert "run   " not in quiet and "epoch" not in quiet and "2 job(s) in" in quiet
