@@ -157,7 +157,7 @@ def test_known_values_leaderboard_pareto_verdict(known_store):
     assert v.sentence == ("On toy, the best deep pipeline, cnn-small (scratch), beats the best classical one, "
                           "hog-svm, by 5.00 points (97.00% vs 92.00%; significance not tested: no paired test "
                           "predictions, seed std up to 2.00 points) at 50× the fit time, 5× the inference time "
-                          "per image and 1/4 of the model size.")
+                          "per image and 4× smaller model.")
 
 
 def test_rows_split_on_changed_params_only(known_store):
@@ -190,7 +190,7 @@ def test_verdict_classical_wins_ties_and_missing_family():
     v = verdict("d", lb)
     assert v.gap_points == pytest.approx(-5.0)
     assert "the best classical pipeline, hog-svm, beats the best deep one, cnn (scratch), by 5.00 points" in v.sentence
-    assert "1/30 of the fit time" in v.sentence and "1/10 of the inference time per image" in v.sentence
+    assert "30× faster to fit" in v.sentence and "10× faster inference per image" in v.sentence
 
     tie = _lb([{"pipeline": "hog-svm", "family": "classical", "acc_mean": 0.950, "acc_std": 0.010, "n": 3,
                 "fit_time_s": 2.0},

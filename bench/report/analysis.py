@@ -271,8 +271,12 @@ def _ratio(a: Any, b: Any) -> float | None:
     return a / b
 
 
+_LESS = {"fit time": "faster to fit", "inference time per image": "faster inference per image",
+         "model size": "smaller model"}
+
+
 def _times(r: float | None, what: str) -> str:
-    """``12× the fit time`` / ``1/3 of the fit time`` / ``about the same fit time``."""
+    """``12× the fit time`` / ``3× faster to fit`` (never ``1/3 of …``) / ``about the same fit time``."""
     if r is None:
         return f"unknown {what}"
     if r <= 0:
@@ -284,7 +288,7 @@ def _times(r: float | None, what: str) -> str:
     if r >= 1.1:
         return f"{f(r)}× the {what}"
     if r <= 1 / 1.1:
-        return f"1/{f(1 / r)} of the {what}"
+        return f"{f(1 / r)}× {_LESS.get(what, 'less ' + what)}"
     return f"about the same {what}"
 
 
