@@ -256,7 +256,12 @@ def test_report_files_on_known_store(known_store, tmp_path):
     csv = pd.read_csv(out / "tables" / "leaderboard_toy.csv")
     hog = csv[csv["pipeline"] == "hog-svm"].iloc[0]
     assert hog["acc_mean"] == pytest.approx(0.92) and hog["best_in_family"] and hog["pareto_fit_time"]
-    assert "\\textbf{hog-svm}" in (out / "tables" / "leaderboard_toy.tex").read_text()
+    tex = (out / "tables" / "leaderboard_toy.tex").read_text()
+    assert "\\textbf{hog-svm}" not in tex  # no whole rows in bold: only each column's best cell
+    top = csv["acc_mean"].idxmax()
+    assert f"\\textbf{{{100 * csv['acc_mean'][top]:.2f}" in tex
+    assert tex.count("\\textbf{") <= 8  # one per numeric column at most
+    assert "\\begin{tabular}{rlllllr" in tex  # rank right-aligned, names left, numbers right
     assert pd.read_csv(out / "tables" / "runs_used.csv").shape[0] == 15
 
 

@@ -113,8 +113,18 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: 
         "Pareto (fit time)": ["yes" if f else "" for f in front],
     })
     data = lb.assign(dataset=section, pareto_fit_time=front, hardware_name=lb["hardware"].map(hw_names or {}))
-    return Table(f"leaderboard_{slug(section)}", disp, data, bold=lb["best_in_family"].tolist(),
-                 caption=f"Leaderboard, {section}: sorted by test accuracy; bold = best of its family.")
+    directions = {"test acc % (mean ± std, n seeds)": ("acc_mean", max), "macro-F1 %": ("macro_f1", max),
+                  "feature time s": ("feature_time_s", min), "fit time s": ("fit_time_s", min),
+                  "inference img/s": ("inference_img_per_s", max), "latency ms/img": ("latency_ms_per_img", min),
+                  "model MB": ("model_size_mb", min), "peak mem MB": ("peak_rss_mb", min)}
+    best = {}
+    for col, (key, pick) in directions.items():
+        vals = pd.to_numeric(lb[key], errors="coerce").reset_index(drop=True)
+        if vals.notna().any():
+            best[col] = int(vals.idxmax() if pick is max else vals.idxmin())
+    return Table(f"leaderboard_{slug(section)}", disp, data, bold=lb["best_in_family"].tolist(), best=best,
+                 caption=f"Leaderboard, {section}: sorted by test accuracy; bold (HTML, Markdown) = best of its "
+                         "family; bold (LaTeX) = best value of each column.")
 
 
 def _ratio_text(r: float | None) -> str:

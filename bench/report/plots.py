@@ -171,9 +171,11 @@ def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) 
     rotate = len(d) > 12 or max(len(n) for n in names_) * len(d) > 50
     ax.set_xticks(xs, names_, rotation=45 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
     lo = 100 * float(np.nanmin(d.iloc[:, :2].to_numpy()))
-    ax.set_ylim(max(0.0, lo - 5), 100.5)
+    floor = max(0.0, 5 * np.floor((lo - 5) / 5))
+    ax.set_ylim(floor, 100.5)
     ax.set_ylabel("per-class test accuracy (%)")
-    ax.set_title("sorted by the difference: classical wins on the left, deep on the right", fontsize=9)
+    ax.set_title("sorted by the difference: classical wins on the left, deep on the right"
+                 + (f"\n(the axis starts at {floor:.0f}%, not 0)" if floor > 0 else ""), fontsize=9)
     ax.grid(True, axis="y", alpha=0.25)
     ax.set_xlabel("class")
     ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)

@@ -24,6 +24,7 @@ class Table:
     data: pd.DataFrame
     bold: list[bool] = field(default_factory=list)
     caption: str = ""
+    best: dict[str, int] = field(default_factory=dict)  # column → the row of its best value (bold in LaTeX)
 
 
 @dataclass
@@ -180,12 +181,21 @@ def tex_escape(s: Any) -> str:
     return "".join(_TEX.get(ch, ch) for ch in str(s))
 
 
+def _numeric(cells: pd.Series) -> bool:
+    vals = [str(v).replace(",", "").split(" ")[0] for v in cells if str(v).strip() not in ("", "—")]
+    try:
+        return bool(vals) and all(float(v) == float(v) for v in vals)
+    except ValueError:
+        return False
+
+
 def to_latex(t: Table) -> str:
+    """Numbers right-aligned; bold only on each column's best cell (``t.best``), never on whole rows."""
     d = t.display.map(tex_escape)
-    if t.bold:
-        for i, b in enumerate(t.bold):
-            if b:
-                d.iloc[i] = [rf"\textbf{{{v}}}" if v else v for v in d.iloc[i]]
+    for col, i in t.best.items():
+        if col in d and d[col].iloc[i]:
+            d.loc[d.index[i], col] = rf"\textbf{{{d[col].iloc[i]}}}"
+    align = "".join("r" if _numeric(t.display[c]) else "l" for c in t.display.columns)
     d.columns = [tex_escape(c) for c in d.columns]
     cap = {"caption": tex_escape(t.caption)} if t.caption else {}
-    return d.to_latex(index=False, escape=False, label=f"tab:{slug(t.name)}", **cap)
+    return d.to_latex(index=False, escape=False, column_format=align, label=f"tab:{slug(t.name)}", **cap)
