@@ -3,7 +3,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.cvbench-installed
-RESULTS ?= results
+RESULTS ?= $(or $(CVBENCH_RESULTS),results)
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 SUITE   ?= quick
@@ -30,8 +30,12 @@ test: setup  ## run the test suite
 report: setup  ## report.html/report.md + CSV/LaTeX tables from the tracked runs (<results>/report/)
 	$(PY) -m bench report
 
-ui: setup  ## browse the runs in the MLflow UI on http://$(HOST):$(PORT)
-	$(VENV)/bin/mlflow ui --backend-store-uri $(DB) --host $(HOST) --port $(PORT)
+UI_STORE   ?= $(or $(MLFLOW_TRACKING_URI),$(DB))
+UI_WORKERS ?= 1
+ui: setup  ## browse the runs in the MLflow UI on http://$(HOST):$(PORT) (CVBENCH_RESULTS / MLFLOW_TRACKING_URI honoured)
+	@case "$(UI_STORE)" in http*) echo "$(UI_STORE) is a tracking server: open it in a browser, it serves the UI itself";; \
+	  *) echo "MLflow UI on http://$(HOST):$(PORT) for $(UI_STORE)"; \
+	     MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} $(VENV)/bin/mlflow ui --backend-store-uri $(UI_STORE) --host $(HOST) --port $(PORT) --workers $(UI_WORKERS);; esac
 
 # Shared tracking server for parallel / remote workers (MLFLOW_TRACKING_URI=http://$(HOST):$(PORT)).
 # Its own store, so every experiment's artifacts go through the server (--serve-artifacts), never a local path.
@@ -40,7 +44,7 @@ SERVER_ARTIFACTS ?= $(abspath $(RESULTS))/server/artifacts
 SERVER_WORKERS   ?= 2
 server: setup  ## shared MLflow tracking server on http://$(HOST):$(PORT) (SERVER_DB=postgresql://... to override)
 	@mkdir -p $(RESULTS)/server $(SERVER_ARTIFACTS)
-	$(VENV)/bin/mlflow server --backend-store-uri $(SERVER_DB) --serve-artifacts \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} $(VENV)/bin/mlflow server --backend-store-uri $(SERVER_DB) --serve-artifacts \
 	  --artifacts-destination $(SERVER_ARTIFACTS) --host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
 
 # Studies (python -m bench study ...): override DATASET, STUDY_CLASSICAL, STUDY_DEEP, PER_CLASS, MIN_STEPS.
