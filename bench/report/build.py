@@ -266,8 +266,8 @@ def _blocks(tracker: Tracker, runs: RunSet, sections: list[Section], tables: lis
               B("p", f"Runs used: {len(runs.used)} of the {runs.n_total} job runs in the store"
                      + (f"; excluded: {_counts_text(excl)} (listed at the end)." if excl else "; none excluded.")
                      + f" Current code version: {runs.code_version}."),
-              B("nav", items=[f"{s.name}\0{slug(s.name)}" for s in sections] + ["Environment\0environment",
-                                                                              "Runs\0runs"]),
+              B("nav", items=["Verdict\0verdict", *(f"{s.name}\0{slug(s.name)}" for s in sections),
+                              "Environment\0environment", "Runs\0runs"]),
               B("h2", "Verdict: classical vs deep", anchor="verdict")]
     vt = verdict_table([s.verdict for s in sections])
     tables.append(vt)
