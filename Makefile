@@ -10,7 +10,7 @@ SUITE   ?= quick
 DB      := sqlite:///$(abspath $(RESULTS))/mlflow.db
 
 .PHONY: setup bench test report ui server lint clean distclean study-data-efficiency study-robustness \
-	study-stats study-gallery studies
+	study-stats study-gallery studies screenshots
 
 setup: $(STAMP)  ## create .venv and install cvbench (editable) with its test extra
 
@@ -69,6 +69,9 @@ study-gallery: setup  ## HOG, SIFT, BoVW words, colour histograms, CNN filters/m
 
 studies: study-data-efficiency study-robustness study-stats study-gallery  ## every study, then the report
 	$(PY) -m bench report
+
+screenshots: setup  ## the README's images from the runs in the store, in headless Chromium (apt-get install chromium chromium-driver)
+	$(PY) -m bench.screenshots
 
 lint: setup
 	$(VENV)/bin/ruff check bench pipelines tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 import bench
+from bench.browser import find_browser
 from bench.cli import main
 from bench.report.analysis import leaderboard, load_runs, pareto_front, verdict
 from bench.report.build import build_report
@@ -396,3 +398,24 @@ def test_export_keeps_every_protocol_and_names_it(tracker, capsys):
     assert main(["export", "--format", "csv", "-d", "toy"]) == 0
     out = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert len(out) == 2 and set(out["section"]) == {"toy", "toy (max_train=5)"}
+
+
+@pytest.mark.skipif(find_browser() is None or importlib.util.find_spec("selenium") is None,
+                    reason="headless Chromium absent (apt-get install chromium chromium-driver; pip install selenium)")
+@pytest.mark.timeout(300)
+def test_report_html_in_a_real_browser(known_store, tmp_path):
+    """Every figure loads, nothing is fetched from outside, and the page logs no console error."""
+    from bench.browser import headless, page_check
+
+    tracker, _ = known_store
+    res = build_report(tracker, out=tmp_path / "rep")
+    driver = headless()
+    try:
+        check = page_check(driver, (res.out / "report.html").as_uri())
+        assert len(check["images"]) == 9  # the figures test_report_files_on_known_store counts
+        assert check["broken_images"] == [] and check["console_errors"] == [], check
+        assert check["external_requests"] == []
+        assert driver.execute_script("return document.querySelector('nav a').getAttribute('href')") == "#verdict"
+        assert driver.execute_script("return document.getElementById('verdict') !== null")
+    finally:
+        driver.quit()
