@@ -219,7 +219,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
             "image_size": job.image_size if job.image_size else "x".join(map(str, data.X_train.shape[1:3])),
             "size_policy": data.meta.get("size_policy", "native"),
             "n_train": len(data.y_train), "n_val": len(data.y_val), "n_test": len(data.y_test),
-            "n_classes": len(data.class_names), "split_hash": data.split_hash,
+            "n_classes": len(data.class_names), "n_channels": int(data.X_train.shape[-1]) if data.X_train.ndim == 4
+            else 1, "split_hash": data.split_hash,
             "data_digest": data.meta.get("digest", ""), "n_skipped_files": len(data.meta.get("skipped") or []),
         })
         est = create(job.pipeline, **params)

@@ -293,8 +293,8 @@ def test_report_on_real_quick_runs(tracker, isolated_results, capsys):
     from bench.runner import Job, run_grid
 
     jobs = [Job("digits", "pixels-knn", 0), Job("digits", "pixels-knn", 1),
-            Job("digits", "cnn-small", 0, {"epochs": 1, "width": 8})]
-    assert [r.status for r in run_grid(jobs, tracker=tracker, log=lambda m: None)] == ["FINISHED"] * 3
+            Job("digits", "cnn-small", 0, {"epochs": 1, "width": 8}), Job("digits", "colorhist-knn", 0)]
+    assert [r.status for r in run_grid(jobs, tracker=tracker, log=lambda m: None)] == ["FINISHED"] * 4
     assert main(["report", "--dataset", "digits"]) == 0
     printed = capsys.readouterr().out
     out = isolated_results / "report"
@@ -303,7 +303,10 @@ def test_report_on_real_quick_runs(tracker, isolated_results, capsys):
     _assert_self_contained(html)
     assert len(_images(html)) == 5  # incl. epoch curves from metric history, confusion + per-class from artifacts
     lb = pd.read_csv(out / "tables" / "leaderboard_digits.csv")
-    assert set(lb["pipeline"]) == {"pixels-knn", "cnn-small"}
+    assert set(lb["pipeline"]) == {"pixels-knn", "cnn-small", "colorhist-knn"}
+    md = (out / "report.md").read_text()  # colour features on grayscale images are marked, nothing else is
+    assert "colorhist-knn (colour features on a grayscale dataset)" in md
+    assert "pixels-knn (colour" not in md and md.count("(colour features on a grayscale dataset)") == 1
     knn = lb[lb["pipeline"] == "pixels-knn"].iloc[0]
     runs = pd.read_csv(out / "tables" / "runs_used.csv")
     knn_accs = runs.loc[runs["pipeline"] == "pixels-knn", "test_accuracy"]

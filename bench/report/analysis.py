@@ -172,6 +172,9 @@ def load_runs(tracker: Tracker, datasets: list[str] | None = None, code_version:
     return RunSet(used.reset_index(drop=True), excluded, hw, env.reset_index(drop=True), code_version)
 
 
+COLOUR_FEATURES = ("colorhist", "hogcolor")  # features whose point is colour: meaningless on grayscale images
+
+
 def leaderboard(section: pd.DataFrame) -> pd.DataFrame:
     """One row per (label, hardware): accuracy mean ± std over seeds, costs averaged, best per family marked."""
     rows = []
@@ -180,6 +183,7 @@ def leaderboard(section: pd.DataFrame) -> pd.DataFrame:
         first = g.sort_values("seed").iloc[0]
         rows.append({
             "pipeline": label, "family": first["family"], "features": first["features"],
+            "colour_on_gray": first["features"] in COLOUR_FEATURES and first.get("n_channels") == 1,
             "classifier": first["classifier"], "hardware": hw, "n": len(g),
             "seeds": ",".join(str(s) for s in sorted(g["seed"].dropna().tolist())),
             "acc_mean": acc.mean(), "acc_std": acc.std(ddof=1) if len(g) > 1 else float("nan"),

@@ -102,7 +102,9 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: 
 
     front = pareto_front(lb["fit_time_s"], lb["acc_mean"])
     disp = pd.DataFrame({
-        "#": range(1, len(lb) + 1), "pipeline": lb["pipeline"], "family": lb["family"],
+        "#": range(1, len(lb) + 1),
+        "pipeline": [p + (" (colour features on a grayscale dataset)" if gray else "")
+                     for p, gray in zip(lb["pipeline"], lb["colour_on_gray"])], "family": lb["family"],
         "features": lb["features"], "classifier": lb["classifier"],
         **({"hardware": lb["hardware"]} if multi_hw else {}),
         "test acc % (mean ± std, n seeds)": lb.apply(acc, axis=1),

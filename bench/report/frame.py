@@ -9,7 +9,7 @@ METRIC_COLUMNS = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "v
                   "train_time_s", "fit_time_s", "predict_feature_time_s", "predict_classifier_time_s",
                   "predict_time_s", "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb", "fit_peak_rss_mb",
                   "predict_peak_rss_mb", "model_size_mb", "n_params", "epochs_run"]
-EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "split_hash", "features_cached", "tuned", "concurrency", "hardware",
+EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "n_channels", "split_hash", "features_cached", "tuned", "concurrency", "hardware",
                  "git_commit", "code_version", "run_id", "start_time"]
 
 
@@ -28,7 +28,7 @@ def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
     })
     for m in METRIC_COLUMNS:
         out[m] = pd.to_numeric(col(f"metrics.{m}"), errors="coerce")
-    for p in ("n_train", "n_val", "n_test"):
+    for p in ("n_train", "n_val", "n_test", "n_channels"):
         out[p] = pd.to_numeric(col(f"params.{p}"), errors="coerce").astype("Int64")
     out["split_hash"] = col("params.split_hash")
     out["features_cached"] = col("tags.features_cached")
