@@ -422,3 +422,24 @@ def test_report_html_in_a_real_browser(known_store, tmp_path):
         assert driver.execute_script("return document.getElementById('verdict') !== null")
     finally:
         driver.quit()
+
+
+def test_cost_plot_labels_never_overlap():
+    """Pipelines at nearly the same cost and accuracy (hog-linsvm over cnn-small on mnist5k): labels move apart,
+    and tick labels are short (10k, not 10,000 beside 20,000)."""
+    from bench.report.plots import _tick, cost_accuracy_figure, pyplot
+
+    assert [_tick(v) for v in (0.05, 3, 1000, 20000, 2.5e6)] == ["0.05", "3", "1k", "20k", "2.5M"]
+    names = ["hog-linsvm", "cnn-small", "hog-logreg", "pixels-knn", "lenet5", "sift-bovw-linsvm"]
+    lb = pd.DataFrame({"pipeline": names, "family": ["classical", "scratch", "classical", "classical", "scratch",
+                                                     "classical"],
+                       "hardware": "cpu", "fit_time_s": [10.0, 10.5, 10.2, 9.8, 11.0, 10.1],
+                       "acc_mean": [0.978, 0.977, 0.976, 0.978, 0.977, 0.976], "acc_std": np.nan})
+    fig = cost_accuracy_figure(lb, "fit_time_s", "fit time (s)", "crowded")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == len(names)
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    pyplot().close(fig)
+    assert overlaps == []

@@ -33,8 +33,10 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
 
 def _tick(v: float) -> str:
-    if v >= 1000:
-        return f"{v:,.0f}"
+    """Short tick labels (10k, 2M, 0.05), so that neighbouring ticks on a log axis never run together."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
     return f"{v:g}"
 
 
@@ -44,12 +46,21 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
 
     The front is computed per hardware (timings from different machines are not comparable).
     """
+    fig = cost_accuracy_figure(lb, x, xlabel, title, higher_x_is_better)
+    return None if fig is None else figure_png(fig)
+
+
+def cost_accuracy_figure(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is_better: bool = False
+                         ) -> Any:
+    """The matplotlib figure of :func:`cost_accuracy` (``None`` when no row has a positive cost)."""
     d = lb[np.isfinite(lb[x].astype(float)) & (lb[x].astype(float) > 0)]
     if d.empty:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     hws = sorted(d["hardware"].unique())
+    texts: list = []
+    points: list[tuple[float, float]] = []
     for hi, hw in enumerate(hws):
         g = d[d["hardware"] == hw]
         xs, ys = g[x].astype(float).to_numpy(), 100 * g["acc_mean"].astype(float).to_numpy()
@@ -73,8 +84,8 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
         for xi, yi, name, on, top in zip(xs, ys, g["pipeline"], front, best):
             if crowded and not (on or top):
                 continue
-            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8,
-                        fontweight="bold" if on else "normal")
+            texts.append(ax.text(xi, yi, name, fontsize=8, fontweight="bold" if on else "normal", zorder=4))
+            points.append((xi, yi))
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
@@ -90,7 +101,13 @@ def cost_accuracy(lb: pd.DataFrame, x: str, xlabel: str, title: str, higher_x_is
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right" if not higher_x_is_better else "lower left")
-    return figure_png(fig)
+    if texts:  # move the labels apart (and off the points), with a thin line back to each point
+        from adjustText import adjust_text
+
+        xs_, ys_ = zip(*points)
+        adjust_text(texts, x=list(xs_), y=list(ys_), ax=ax, expand=(1.1, 1.3),
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+    return fig
 
 
 def epoch_curves(histories: dict[str, dict[str, list[tuple[int, float]]]], title: str) -> bytes | None:
