@@ -152,6 +152,11 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
         finally:
             cv2.setNumThreads(prev)
 
+    def iter_descriptors(self, X: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, packed descriptors of X[a:b])`` chunk by chunk, in order, on all cores; never all at once."""
+        X = check_images(X)
+        return self._map(lambda a, b: self._extract(X, a, b), len(X))
+
     def _extract(self, X: np.ndarray, a: int, b: int) -> np.ndarray:
         packed = self.descriptors()._chunk(X[a:b], a)
         return packed if packed.size else np.empty((0, HEADER), np.uint8)
