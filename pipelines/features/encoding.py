@@ -388,9 +388,12 @@ class FisherVectorFeatures(_ReducedEncoding):
         return 2 * self.n_gaussians * self.means_.shape[1]
 
     def _fit_codebook(self, Z: np.ndarray) -> dict[str, np.ndarray]:
+        # a variance floor of 1e-3 of the average variance: flat image regions give many identical
+        # descriptors, which would otherwise collapse components (float64, as scikit-learn advises)
+        Z64 = Z.astype(np.float64)
         gmm = GaussianMixture(self.n_gaussians, covariance_type="diag", init_params="k-means++",
-                              max_iter=self.max_iter, reg_covar=1e-6 * float(Z.var()) + 1e-9,
-                              random_state=self.seed).fit(Z)
+                              max_iter=self.max_iter, reg_covar=1e-3 * float(Z64.var(axis=0).mean()) + 1e-12,
+                              random_state=self.seed).fit(Z64)
         return {"weights": gmm.weights_, "means": gmm.means_, "variances": gmm.covariances_}
 
     def _set_codebook(self, arrays: dict[str, np.ndarray]) -> None:
