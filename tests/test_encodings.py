@@ -42,7 +42,8 @@ def test_images() -> np.ndarray:
 
 
 def fv(**kw) -> FisherVectorFeatures:
-    return FisherVectorFeatures(**{**DENSE, "n_gaussians": 4, "pca_dim": 8, "sample": 600, "max_iter": 200, **kw})
+    return FisherVectorFeatures(**{**DENSE, "n_gaussians": 4, "pca_dim": 8, "spatial_xy": False, "sample": 600,
+                                   "max_iter": 200, **kw})
 
 
 def vlad(**kw) -> VLADFeatures:
@@ -55,6 +56,7 @@ def test_fisher_vector_dimension_and_normalisation(train, test_images):
     assert F.shape == (10, 2 * K * D)
     np.testing.assert_allclose(np.linalg.norm(F, axis=1), 1.0, rtol=1e-5)  # L2
     assert fv(pyramid=(1, 2)).fit(train).transform(test_images).shape == (10, 5 * 2 * K * D)
+    assert fv(spatial_xy=True).fit(train).transform(test_images).shape == (10, 2 * K * (D + 2))  # + (x, y)
     # power normalisation: the signed square root of the plain (L2-normalised) Fisher vector, renormalised
     plain = fv(power=1.0).fit(train).transform(test_images)
     root = np.sign(plain) * np.sqrt(np.abs(plain))

@@ -22,8 +22,8 @@ orb-bovw    dense + FAST ORB (images upscaled to 64 px) → 512 words over bits 
 akaze-bovw  dense AKAZE MLDB (images upscaled to 64 px) → 512 words, same encoding
 surf-bovw   SURF bag of words: only with a non-free OpenCV build, otherwise listed as unavailable
 tiny        tiny images (Torralba et al. 2008): 16×16 grayscale thumbnail, zero mean, unit norm
-sift-fv     dense SIFT (every 4 px, 16×16-px patches), RootSIFT, PCA to 64 → improved Fisher vectors over a
-            256-Gaussian diagonal GMM (2·256·64 = 32,768-d, power + L2 normalised; ``pyramid`` optional)
+sift-fv     dense SIFT (every 4 px, 16×16-px patches), RootSIFT, PCA to 64, + (x, y) → improved Fisher vectors
+            over a 256-Gaussian diagonal GMM (2·256·66 = 33,792-d, power + L2 normalised; ``pyramid`` optional)
 sift-vlad   the same descriptors → VLAD over 128 k-means centres, intra-normalised (8,192-d)
 ==========  ============================================================================================
 """
@@ -79,7 +79,7 @@ FEATURES: dict[str, tuple[Callable[..., Any], dict[str, Any], bool, str]] = {
                   "SURF bag of visual words"),
     "tiny": (TinyImageFeatures, {"size": 16, "grayscale": True}, False, "Tiny images (16×16, zero mean, unit norm)"),
     "sift-fv": (FisherVectorFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
-                                       "n_gaussians": 256, "pyramid": (1,), "power": 0.5, "sample": 100_000},
+                                       "spatial_xy": True, "n_gaussians": 256, "pyramid": (1,), "power": 0.5, "sample": 100_000},
                 False, "Dense SIFT Fisher vectors"),
     "sift-vlad": (VLADFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
                                  "n_clusters": 128, "pyramid": (1,), "power": 1.0, "sample": 100_000},

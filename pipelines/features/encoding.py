@@ -272,7 +272,11 @@ def _power_l2(F: np.ndarray, power: float) -> np.ndarray:
 
 class _ReducedEncoding(DescriptorEncoding):
     """Descriptors RootSIFT-mapped (``root``: L1 then square root, Arandjelović & Zisserman 2012) and
-    PCA-reduced to ``pca_dim`` (fitted on the training sample), then a codebook fitted on them."""
+    PCA-reduced to ``pca_dim`` (fitted on the training sample), optionally followed by the keypoint's
+    position (``spatial_xy``: ``x - 1/2, y - 1/2`` in image-relative units, Sánchez, Perronnin & de Campos
+    2012), then a codebook fitted on them."""
+
+    spatial_xy = False
 
     def _reduce(self, desc: np.ndarray) -> np.ndarray:
         V = descriptor_vectors(desc, self.binary)
@@ -297,8 +301,12 @@ class _ReducedEncoding(DescriptorEncoding):
                 pca = PCA(n_components=min(self.pca_dim, width), random_state=self.seed).fit(V)
             self.pca_mean_ = pca.mean_.astype(np.float32)
             self.pca_components_ = pca.components_.astype(np.float32)
-        Z = self._reduce(desc)
+        Z = self._points(desc, unpack(rows)[1])
         return {"pca_mean": self.pca_mean_, "pca_components": self.pca_components_, **self._fit_codebook(Z)}
+
+    def _points(self, desc: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        Z = self._reduce(desc)
+        return np.hstack([Z, xy - np.float32(0.5)]) if self.spatial_xy else Z
 
     def _set_model(self, arrays: dict[str, np.ndarray]) -> None:
         self.pca_mean_ = arrays["pca_mean"].astype(np.float32)
@@ -333,7 +341,7 @@ class _ReducedEncoding(DescriptorEncoding):
             s, e = bounds[i], bounds[i + 1]
             if e == s:
                 continue
-            Zi = self._reduce(desc[s:e])
+            Zi = self._points(desc[s:e], xy[s:e])
             Qi = self._assign(Zi)
             c0 = 0
             for g, cells in zip(sorted(self.pyramid), pyramid_cells(xy[s:e], self.pyramid)):
@@ -348,7 +356,8 @@ class _ReducedEncoding(DescriptorEncoding):
 class FisherVectorFeatures(_ReducedEncoding):
     """Improved Fisher vectors (Perronnin, Sánchez & Mensink 2010) of dense local descriptors.
 
-    Descriptors (RootSIFT when ``root``) are PCA-reduced to ``pca_dim`` (D) and modelled by a diagonal
+    Descriptors (RootSIFT when ``root``) are PCA-reduced to ``pca_dim`` (plus the 2 coordinates when
+    ``spatial_xy``: D = ``pca_dim`` + 2) and modelled by a diagonal
     ``GaussianMixture`` of ``n_gaussians`` (K) components fitted on at most ``sample`` training descriptors.
     Each image (and each cell of the optional spatial ``pyramid``, e.g. ``(1, 2)``) is coded by the
     gradients with respect to the means and standard deviations, ``2·K·D`` numbers per cell, followed by
@@ -360,7 +369,7 @@ class FisherVectorFeatures(_ReducedEncoding):
 
     def __init__(self, method: str = "sift", detector: str = "dense", step: int = 4,
                  sizes: tuple[float, ...] = (sift_size(4),), min_size: int = 64, max_keypoints: int = 100,
-                 root: bool = True, pca_dim: int | None = 64, n_gaussians: int = 256,
+                 root: bool = True, pca_dim: int | None = 64, spatial_xy: bool = True, n_gaussians: int = 256,
                  pyramid: tuple[int, ...] = (1,), power: float = 0.5, sample: int = 100_000,
                  max_iter: int = 50, seed: int = 0, chunk_images: int | None = 32):
         self.method = method
@@ -371,6 +380,7 @@ class FisherVectorFeatures(_ReducedEncoding):
         self.max_keypoints = max_keypoints
         self.root = root
         self.pca_dim = pca_dim
+        self.spatial_xy = spatial_xy
         self.n_gaussians = n_gaussians
         self.pyramid = pyramid
         self.power = power
