@@ -18,6 +18,9 @@ rbfsvm     :class:`KernelSVM`: exact ``SVC`` up to ``exact_max_n`` training    C
            histogram features first go through the additive χ² map
 chi2svm    additive χ² feature map (``AdditiveChi2Sampler``) → LinearSVM       C ∈ {0.1, 1, 10}
            (histogram features only: colour, LBP, bag of words)
+hiksvm     :class:`~pipelines.intersection.IntersectionSVM`: histogram-         C ∈ {1, 10, 100}
+           intersection kernel, exact ``SVC`` up to ``exact_max_n`` images,
+           else additive χ² map + LinearSVM (bag of words + spatial pyramid)
 =========  ==================================================================  ==========================
 
 (*) without standardisation (bag-of-words features): C ∈ {0.1, 1, 10}, alpha ∈ {0.1, 1, 10, 100},
@@ -45,12 +48,13 @@ from sklearn.svm import SVC
 
 from pipelines.base import FeatureClassifier, ImageFeatures, check_images
 from pipelines.features.concat import ConcatFeatures
+from pipelines.intersection import IntersectionSVM
 
-CLASSIFIERS = ("knn", "logreg", "ridge", "linsvm", "rbfsvm", "chi2svm")
+CLASSIFIERS = ("knn", "logreg", "ridge", "linsvm", "rbfsvm", "chi2svm", "hiksvm")
 
 # Default size of the training subset the grid is searched on, per classifier (None: the whole split).
 TUNE_MAX_TRAIN = {"knn": None, "logreg": 10_000, "ridge": None, "linsvm": 10_000, "rbfsvm": 5_000,
-                  "chi2svm": 10_000}
+                  "chi2svm": 10_000, "hiksvm": 5_000}
 
 
 class LinearSVM(ClassifierMixin, BaseEstimator):
@@ -166,6 +170,7 @@ TUNED: dict[str, dict[str, tuple[str, float]]] = {
     "linsvm": {"C": ("linearsvm__C", 0.01)},
     "rbfsvm": {"C": ("C", 10.0), "gamma_scale": ("gamma_scale", 1.0)},
     "chi2svm": {"C": ("linearsvm__C", 1.0)},
+    "hiksvm": {"C": ("C", 10.0)},
 }
 
 
@@ -206,6 +211,10 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
                         exact_max_n=params.get("exact_max_n", 10_000),
                         n_components=params.get("n_components", 3000), seed=seed)
         grid = {"C": [1.0, 10.0], "gamma_scale": [1.0, 2.0, 4.0]}
+    elif name == "hiksvm":
+        est = IntersectionSVM(C=val["C"], exact_max_n=params.get("exact_max_n", 5_000),
+                              linear=LinearSVM(max_iter=params.get("max_iter", 300)))
+        grid = {"C": [1.0, 10.0, 100.0]}
     else:  # chi2svm
         est = make_pipeline(AdditiveChi2Sampler(sample_steps=2),
                             LinearSVM(C=val["C"], max_iter=params.get("max_iter", 300)))

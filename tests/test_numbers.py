@@ -28,6 +28,8 @@ def _what_it_is(est) -> tuple[str, str]:
     from pipelines.classifiers import KernelSVM, LinearSVM
     from pipelines.features.bovw import BoVWFeatures
     from pipelines.features.concat import ConcatFeatures
+    from pipelines.features.encoding import FisherVectorFeatures, VLADFeatures
+    from pipelines.intersection import IntersectionSVM
     from pipelines.training import NetClassifier
     from pipelines.transfer import BackboneFeatures, FineTuneClassifier
 
@@ -44,9 +46,11 @@ def _what_it_is(est) -> tuple[str, str]:
         feat = "hogcolor"
     elif isinstance(f, BoVWFeatures):
         feat = f"{f.method}-bovw"
+    elif isinstance(f, FisherVectorFeatures | VLADFeatures):
+        feat = f"{f.method}-{'fv' if isinstance(f, FisherVectorFeatures) else 'vlad'}"
     else:
         feat = {"PixelFeatures": "pixels", "ColorHistFeatures": "colorhist", "HOGFeatures": "hog",
-                "LBPFeatures": "lbp"}[type(f).__name__]
+                "LBPFeatures": "lbp", "TinyImageFeatures": "tiny"}[type(f).__name__]
     steps = [s for _, s in c.steps] if hasattr(c, "steps") else [c]
     last = steps[-1]
     if isinstance(last, KNeighborsClassifier):
@@ -55,6 +59,8 @@ def _what_it_is(est) -> tuple[str, str]:
         clf = "logreg"
     elif isinstance(last, RidgeClassifier):
         clf = "ridge"
+    elif isinstance(last, IntersectionSVM):
+        clf = "hiksvm"
     elif isinstance(last, KernelSVM):
         clf = "rbfsvm"
     elif isinstance(last, LinearSVM):

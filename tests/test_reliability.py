@@ -396,11 +396,13 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
     d = digits_split
     Xtr, ytr = d.X_train[:500], d.y_train[:500]
     small = {"vocab_size": 24, "sample": 4000}  # bag-of-words pipelines: a small vocabulary, same code path
+    smaller = {"bovw": small, "sift-fv": {"n_gaussians": 16, "sample": 4000},
+               "sift-vlad": {"n_clusters": 16, "sample": 4000}}
     names = [n for n in list_pipelines(family="classical") if get_spec(n).available]
     assert len(names) >= 40
 
     def make(name: str):
-        return create(name, **(small if "bovw" in name else {}), seed=3)
+        return create(name, **next((v for k, v in smaller.items() if k in name), {}), seed=3)
 
     monkeypatch.setattr(cache, "_cache_dir", None)
     monkeypatch.delenv("CVBENCH_FEATURE_CACHE", raising=False)

@@ -21,6 +21,10 @@ sift-bovw   dense SIFT (every 4 px, 2 sizes) + DoG SIFT → 512 words (MiniBatch
 orb-bovw    dense + FAST ORB (images upscaled to 64 px) → 512 words over bits (Hamming), same encoding
 akaze-bovw  dense AKAZE MLDB (images upscaled to 64 px) → 512 words, same encoding
 surf-bovw   SURF bag of words: only with a non-free OpenCV build, otherwise listed as unavailable
+tiny        tiny images (Torralba et al. 2008): 16×16 grayscale thumbnail, zero mean, unit norm
+sift-fv     dense SIFT (every 4 px, 16×16-px patches), RootSIFT, PCA to 64, + (x, y) → improved Fisher vectors
+            over a 256-Gaussian diagonal GMM (2·256·66 = 33,792-d, power + L2 normalised; ``pyramid`` optional)
+sift-vlad   the same descriptors → VLAD over 128 k-means centres, intra-normalised (8,192-d)
 ==========  ============================================================================================
 """
 
@@ -34,9 +38,11 @@ from pipelines.classifiers import TUNE_MAX_TRAIN, TUNED, TunedFeatureClassifier,
 from pipelines.features.bovw import BoVWFeatures, surf_unavailable_reason
 from pipelines.features.colorhist import ColorHistFeatures
 from pipelines.features.concat import ConcatFeatures
+from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures, sift_size
 from pipelines.features.hog import HOGFeatures
 from pipelines.features.lbp import LBPFeatures
 from pipelines.features.pixels import PixelFeatures
+from pipelines.features.tiny import TinyImageFeatures
 from pipelines.registry import register
 
 
@@ -46,6 +52,8 @@ def _hogcolor(cell: int | None = None, orientations: int = 9, bins: int = 8, gri
 
 
 _BOVW_DENSE = {"detector": "both", "step": 4, "sizes": (6.0, 12.0), "min_size": 32, "max_keypoints": 100}
+# 16×16-px SIFT patches (4-px bins, as Lazebnik et al. 2006) every 4 px: OpenCV sizes scale the patch
+_DENSE_SIFT = {"detector": "dense", "step": 4, "sizes": (sift_size(4),), "min_size": 64, "max_keypoints": 100}
 _BOVW_UPSCALED = {"detector": "both", "step": 8, "sizes": (16.0,), "min_size": 64, "max_keypoints": 100}
 
 # feature name -> (builder, default parameters, is a histogram (χ² map for kernels), one-line description)
@@ -69,14 +77,23 @@ FEATURES: dict[str, tuple[Callable[..., Any], dict[str, Any], bool, str]] = {
     "surf-bovw": (BoVWFeatures, {"method": "surf", **_BOVW_UPSCALED, "vocab_size": 512,
                                  "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, False,
                   "SURF bag of visual words"),
+    "tiny": (TinyImageFeatures, {"size": 16, "grayscale": True}, False, "Tiny images (16×16, zero mean, unit norm)"),
+    "sift-fv": (FisherVectorFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
+                                       "spatial_xy": True, "n_gaussians": 256, "pyramid": (1,), "power": 0.5, "sample": 100_000},
+                False, "Dense SIFT Fisher vectors"),
+    "sift-vlad": (VLADFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
+                                 "n_clusters": 128, "pyramid": (1,), "power": 1.0, "sample": 100_000},
+                  False, "Dense SIFT VLAD (intra-normalised)"),
 }
 
 _ALL = ("knn", "logreg", "ridge", "linsvm", "rbfsvm")
 _HIST = (*_ALL, "chi2svm")
+_ENCODED = ("knn", "logreg", "ridge", "linsvm")  # Fisher vectors / VLAD: tens of thousands of dimensions
 # feature name -> the classifiers it is offered with (one registered pipeline each)
 COMBOS: dict[str, tuple[str, ...]] = {
     "pixels": _ALL, "colorhist": _HIST, "hog": _ALL, "hogcolor": _ALL, "lbp": _HIST,
-    "sift-bovw": _HIST, "orb-bovw": _HIST, "akaze-bovw": _HIST, "surf-bovw": _HIST,
+    "sift-bovw": (*_HIST, "hiksvm"), "orb-bovw": _HIST, "akaze-bovw": _HIST, "surf-bovw": _HIST,
+    "tiny": _ALL, "sift-fv": _ENCODED, "sift-vlad": _ENCODED,
 }
 
 # classifier name -> (its parameters with defaults, description). The tuned ones (pipelines.classifiers.TUNED:
@@ -89,6 +106,9 @@ CLASSIFIER_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
     "rbfsvm": ({"C": None, "gamma_scale": None, "exact_max_n": 10_000, "n_components": 3000},
                "RBF SVM, exact up to 10k images else Nyström (C, gamma tuned)"),
     "chi2svm": ({"C": None, "max_iter": 300}, "additive chi2 map + linear SVM (C tuned)"),
+    "hiksvm": ({"C": None, "exact_max_n": 5_000, "max_iter": 300},
+               "histogram-intersection kernel SVM, exact up to 5k images else additive chi2 map + linear SVM "
+               "(C tuned)"),
 }
 
 UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
@@ -99,11 +119,11 @@ def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifie
     builder, fdefaults, histogram, _ = FEATURES[feature]
     cdefaults, _ = CLASSIFIER_PARAMS[classifier]
     fkw = {k: params[k] for k in fdefaults}
-    bovw = builder is BoVWFeatures
+    bovw = isinstance(builder, type) and issubclass(builder, DescriptorEncoding)
     if bovw:
         fkw["seed"] = params["seed"]
     ckw = {k: params[k] for k in cdefaults}
-    # Hellinger bag-of-words vectors are unit-norm already: linear models use them unstandardised
+    # Hellinger bag-of-words, Fisher and VLAD vectors are normalised already: linear models use them unstandardised
     clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"], histogram=histogram,
                                 standardise=not bovw, **ckw)
     return TunedFeatureClassifier(builder(**fkw), clf, grid, tune_max_train=params["tune_max_train"],
@@ -112,8 +132,8 @@ def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifie
 
 def _factory(feature: str, classifier: str) -> Callable[..., TunedFeatureClassifier]:
     fdefaults = dict(FEATURES[feature][1])
-    if classifier == "chi2svm" and FEATURES[feature][0] is BoVWFeatures:
-        fdefaults["encoding"] = "l1"  # the χ² map wants plain frequencies, not their square roots
+    if classifier in ("chi2svm", "hiksvm") and FEATURES[feature][0] is BoVWFeatures:
+        fdefaults["encoding"] = "l1"  # the χ² map and the intersection want plain frequencies, not square roots
     defaults = {**fdefaults, **CLASSIFIER_PARAMS[classifier][0], "tune": True,
                 "tune_max_train": TUNE_MAX_TRAIN[classifier], "seed": 0}
 
