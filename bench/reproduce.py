@@ -1,0 +1,209 @@
+"""``python -m bench reproduce``: run the reference catalogue (:mod:`bench.references`) through the normal runner.
+
+Each catalogue row becomes one job per seed on its family's dataset (``--dataset FAMILY=SOURCE`` replaces it, e.g.
+``mnist=folder:../shared/data/mnist-png.zip``). Jobs go through :func:`bench.runner.run_grid`: tracked, skipped
+when FINISHED, resumable. Each run that measures a row is tagged ``cvbench.reference.<family>/<id>`` with the
+row itself (JSON), so the report's Fidelity section reads published and measured values from the store alone.
+Rows that cannot run are listed with the reason, never dropped: dataset unavailable, pipeline not available,
+left to the GPU budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bench.errors import ConfigError
+from bench.references import TAG_PREFIX, Family, Reference, load_catalogue, select
+
+NOT_RUN_BUDGET = "not run: left to --budget gpu"
+NOT_RUN_PIPELINE = "not run: pipeline not available"
+NOT_RUN_DATASET = "not run: dataset unavailable"
+
+
+@dataclass
+class Planned:
+    """One catalogue row on one dataset: its jobs, or why it does not run."""
+
+    ref: Reference
+    dataset: str
+    jobs: list[Any] = field(default_factory=list)  # bench.runner.Job
+    status: str = "planned"  # planned | measured | failed: … | not run: …
+    detail: str = ""
+    run_ids: list[str] = field(default_factory=list)
+
+
+def parse_datasets(values: list[str] | None, families: list[Family]) -> dict[str, str | None]:
+    """``--dataset`` values → {family: source or None (its default)}; no value selects every family."""
+    names = [f.name for f in families]
+    if not values:
+        return dict.fromkeys(names)
+    out: dict[str, str | None] = {}
+    for v in values:
+        fam, sep, source = v.partition("=")
+        if fam not in names:
+            hint = (f" (say which family it stands for: --dataset FAMILY={v})" if not sep else "")
+            raise ConfigError(f"--dataset {v!r}: {fam!r} is not a reference family; choose from "
+                              f"{', '.join(names)}{hint}")
+        if sep and not source:
+            raise ConfigError(f"--dataset {v!r}: nothing after '='")
+        out[fam] = source if sep else None
+    return out
+
+
+def _unavailable(ref: Reference) -> str | None:
+    """Why ``ref``'s pipeline cannot be created here, or ``None``."""
+    from pipelines.registry import get_spec
+
+    try:
+        spec = get_spec(ref.pipeline)
+    except KeyError:
+        return ref.pending or f"pipeline {ref.pipeline!r} is not registered"
+    return spec.unavailable_reason
+
+
+def plan(families: list[Family], datasets: dict[str, str | None], budget: str = "cpu",
+         rows: str | None = None) -> list[Planned]:
+    """Every selected row of the selected families, with its jobs (one per seed) or the reason it cannot run."""
+    from bench.runner import Job
+
+    out = []
+    for fam in families:
+        if fam.name not in datasets:
+            continue
+        source = datasets[fam.name] or fam.dataset
+        for ref in select(list(fam.rows), rows):
+            p = Planned(ref, source)
+            why = _unavailable(ref)
+            if budget == "cpu" and ref.budget == "gpu":
+                p.status = NOT_RUN_BUDGET
+            elif why:
+                p.status, p.detail = NOT_RUN_PIPELINE, why
+            else:
+                split = ref_split(ref)
+                p.jobs = [Job(source, ref.pipeline, s, dict(ref.params), split, ref.image_size) for s in ref.seeds]
+                for j in p.jobs:
+                    try:
+                        j.identity()  # parameter names, types and ranges checked before anything runs
+                    except (TypeError, ValueError) as e:
+                        raise ConfigError(f"reference {ref.key}: {e}") from None
+            out.append(p)
+    return out
+
+
+def ref_split(ref: Reference) -> Any:
+    from bench.datasets import SplitOptions
+
+    return SplitOptions(**ref.split)
+
+
+def _unbound(job: Any) -> str:
+    """A job's identity before its dataset was loaded (how :func:`plan` knows it)."""
+    return replace(job, split_hash=None).identity()
+
+
+def execute_plan(planned: list[Planned], tracker: Any, *, data_dir: str | None = None,
+                 log: Callable[[str], None] = print) -> None:
+    """Run the planned rows dataset by dataset through :func:`bench.runner.run_grid`; tag their runs.
+
+    A dataset that cannot be loaded marks its rows "not run: dataset unavailable" and the others go on.
+    """
+    from bench.errors import DatasetError
+    from bench.runner import run_grid
+
+    by_dataset: dict[str, list[Planned]] = {}
+    for p in planned:
+        if p.jobs:
+            by_dataset.setdefault(p.dataset, []).append(p)
+    for dataset, group in by_dataset.items():
+        jobs = list({_unbound(j): j for p in group for j in p.jobs}.values())  # rows may share a job
+        try:
+            results = run_grid(jobs, tracker=tracker, data_dir=data_dir, log=log)
+        except DatasetError as e:
+            log(f"{NOT_RUN_DATASET}: {dataset}: {str(e).splitlines()[0]}")
+            for p in group:
+                p.status, p.detail = NOT_RUN_DATASET, str(e).splitlines()[0]
+            continue
+        by_id = {_unbound(r.job): r for r in results}
+        for p in group:
+            res = [by_id[_unbound(j)] for j in p.jobs]
+            failed = [r for r in res if r.status not in ("FINISHED", "SKIPPED")]
+            if failed:
+                p.status = f"failed: {(failed[0].error or failed[0].status).splitlines()[0]}"
+            else:
+                p.status = "measured"
+            p.run_ids = [r.run_id for r in res if r.run_id and r.status in ("FINISHED", "SKIPPED")]
+            for rid in p.run_ids:
+                tracker.set_tags(rid, {TAG_PREFIX + p.ref.key: p.ref.to_json()})
+
+
+def table(planned: list[Planned], tracker: Any) -> Any:
+    """The reproduce table: measured rows from the store (:mod:`bench.report.fidelity`), the others with why."""
+    import pandas as pd
+
+    from bench.report.fidelity import fidelity_frame
+
+    measured = fidelity_frame(tracker, datasets=sorted({p.dataset for p in planned if p.run_ids}))
+    rows = []
+    for p in planned:
+        hit = measured[(measured["key"] == p.ref.key) & (measured["dataset"] == p.dataset)] \
+            if not measured.empty else measured
+        if p.status == "measured" and len(hit):
+            rows.append(hit.iloc[0].to_dict())
+            continue
+        rows.append({"key": p.ref.key, "dataset": p.dataset, "cite": p.ref.cite,
+                     "protocol": p.ref.protocol_text(), "published": p.ref.published_text(),
+                     "measured": "—", "delta": "—", "tolerance": p.ref.tolerance_text(), "verdict": p.status, "reason": p.detail or p.ref.reason})
+    return pd.DataFrame(rows)
+
+
+def format_table(df: Any) -> str:
+    """The terminal table: row, source, protocol, published, measured, Δ, verdict (then the findings)."""
+    cols = {"key": "row", "cite": "source", "protocol": "protocol", "published": "published %",
+            "measured": "measured %", "delta": "Δ", "tolerance": "tol", "verdict": "verdict"}
+    shown = df.reindex(columns=list(cols)).fillna("").rename(columns=cols)
+    lines = [shown.to_string(index=False)]
+    notes = df[df["verdict"].isin(["below", "above"]) | df["verdict"].str.startswith(("failed", "not run: pipe",
+                                                                                     "not run: data"))]
+    if len(notes):
+        lines.append("\nfindings and gaps:")
+        lines += [f"  {r['key']} ({r['verdict']}): {r['reason']}" for _, r in notes.iterrows()]
+    return "\n".join(lines)
+
+
+def add_reproduce_parser(sub: Any) -> None:
+    rp = sub.add_parser("reproduce", help="published reference results, measured side by side with a verdict")
+    rp.add_argument("--dataset", "-d", action="append", metavar="FAMILY[=SOURCE]",
+                    help="only this reference family (mnist, cifar10, fashion-mnist), optionally measured on "
+                         "another source, e.g. mnist=folder:../shared/data/mnist-png.zip (repeatable)")
+    rp.add_argument("--budget", choices=["cpu", "gpu"], default="cpu",
+                    help="cpu: rows a 2-core CPU finishes in minutes to an hour each; gpu: every row")
+    rp.add_argument("--rows", metavar="PATTERN", help="only rows whose family/id or id matches, e.g. 'knn*'")
+    rp.add_argument("--catalogue", help="a reference folder or YAML file (default: bench/references/)")
+    rp.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
+    rp.add_argument("--dry-run", action="store_true", help="list the rows and their jobs, run nothing")
+
+
+def run_reproduce(a: argparse.Namespace) -> int:
+    from bench.tracking import Tracker
+
+    families = load_catalogue(a.catalogue)
+    planned = plan(families, parse_datasets(a.dataset, families), a.budget, a.rows)
+    if not planned:
+        raise ConfigError(f"--rows {a.rows!r}: no reference row matches")
+    n_jobs = sum(len(p.jobs) for p in planned)
+    if a.dry_run:
+        for p in planned:
+            print(f"{p.ref.key:28s} {p.dataset:40s} {p.ref.pipeline:26s} "
+                  + (f"{len(p.jobs)} job(s)" if p.jobs else p.status))
+        return 0
+    tracker = Tracker()
+    t0 = time.perf_counter()
+    print(f"cvbench reproduce: {len(planned)} row(s), {n_jobs} job(s), budget {a.budget} → {tracker.uri}", flush=True)
+    execute_plan(planned, tracker, data_dir=a.data_dir, log=lambda m: print(m, flush=True))
+    print(f"\n{len(planned)} row(s) in {time.perf_counter() - t0:.1f}s\n")
+    print(format_table(table(planned, tracker)))
+    return 1 if any(p.status.startswith("failed") for p in planned) else 0
