@@ -78,12 +78,12 @@ def plan(families: list[Family], datasets: dict[str, str | None], budget: str = 
         for ref in select(list(fam.rows), rows):
             p = Planned(ref, source)
             why = _unavailable(ref)
-            if budget == "cpu" and ref.budget == "gpu":
-                p.status = NOT_RUN_BUDGET
-            elif why:
+            if why:
                 p.status, p.detail = NOT_RUN_PIPELINE, why
+            elif budget == "cpu" and ref.budget == "gpu":
+                p.status = NOT_RUN_BUDGET
             else:
-                split = ref_split(ref)
+                split = _split(ref)
                 p.jobs = [Job(source, ref.pipeline, s, dict(ref.params), split, ref.image_size) for s in ref.seeds]
                 for j in p.jobs:
                     try:
@@ -94,7 +94,7 @@ def plan(families: list[Family], datasets: dict[str, str | None], budget: str = 
     return out
 
 
-def ref_split(ref: Reference) -> Any:
+def _split(ref: Reference) -> Any:
     from bench.datasets import SplitOptions
 
     return SplitOptions(**ref.split)
@@ -144,19 +144,19 @@ def table(planned: list[Planned], tracker: Any) -> Any:
     """The reproduce table: measured rows from the store (:mod:`bench.report.fidelity`), the others with why."""
     import pandas as pd
 
-    from bench.report.fidelity import fidelity_frame
+    from bench.report.fidelity import COLUMNS, fidelity_frame
 
-    measured = fidelity_frame(tracker, datasets=sorted({p.dataset for p in planned if p.run_ids}))
+    datasets = sorted({p.dataset for p in planned if p.run_ids})
+    measured = fidelity_frame(tracker, datasets=datasets) if datasets else pd.DataFrame(columns=COLUMNS)
+    found = {(r["key"], r["dataset"]): r for r in measured.to_dict("records")}
     rows = []
     for p in planned:
-        hit = measured[(measured["key"] == p.ref.key) & (measured["dataset"] == p.dataset)] \
-            if not measured.empty else measured
-        if p.status == "measured" and len(hit):
-            rows.append(hit.iloc[0].to_dict())
+        if p.status == "measured" and (p.ref.key, p.dataset) in found:
+            rows.append(found[p.ref.key, p.dataset])
             continue
-        rows.append({"key": p.ref.key, "dataset": p.dataset, "cite": p.ref.cite,
-                     "protocol": p.ref.protocol_text(), "published": p.ref.published_text(),
-                     "measured": "—", "delta": "—", "tolerance": p.ref.tolerance_text(), "verdict": p.status, "reason": p.detail or p.ref.reason})
+        rows.append({"key": p.ref.key, "dataset": p.dataset, "cite": p.ref.cite, "protocol": p.ref.protocol_text(),
+                     "published": p.ref.published_text(), "measured": "—", "delta": "—",
+                     "tolerance": p.ref.tolerance_text(), "verdict": p.status, "reason": p.detail or p.ref.reason})
     return pd.DataFrame(rows)
 
 
@@ -204,6 +204,7 @@ def run_reproduce(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(f"cvbench reproduce: {len(planned)} row(s), {n_jobs} job(s), budget {a.budget} → {tracker.uri}", flush=True)
     execute_plan(planned, tracker, data_dir=a.data_dir, log=lambda m: print(m, flush=True))
-    print(f"\n{len(planned)} row(s) in {time.perf_counter() - t0:.1f}s\n")
+    print(f"\n{len(planned)} row(s) in {time.perf_counter() - t0:.1f}s; datasets: "
+          + ", ".join(f"{p.ref.family} = {p.dataset}" for p in {p.ref.family: p for p in planned}.values()) + "\n")
     print(format_table(table(planned, tracker)))
     return 1 if any(p.status.startswith("failed") for p in planned) else 0

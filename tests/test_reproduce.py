@@ -34,7 +34,7 @@ rows:
   - {id: balanced, method: 1-NN, published: 97.5, pipeline: pixels-knn, params: {k: 1}, tolerance: 3,
      protocol: {metric: mean_per_class_accuracy}}
   - {id: big, method: network, published: 99.0, pipeline: cnn-small, tolerance: 1, budget: gpu}
-  - {id: pending, method: not yet, published: 99.0, pipeline: no-such-pipeline, tolerance: 1,
+  - {id: pending, method: not yet, published: 99.0, pipeline: no-such-pipeline, tolerance: 1, budget: gpu,
      pending: another issue adds it}
 """
 MISSING = """\

@@ -105,9 +105,9 @@ class Reference:
 
     @classmethod
     def from_json(cls, text: str) -> Reference:
-        d = json.loads(text)
+        d = {k: v for k, v in json.loads(text).items() if k in cls.__dataclass_fields__}  # tags of other versions
         return cls(**{**d, "published": tuple(d["published"]), "tolerance": tuple(d["tolerance"]),
-                      "seeds": tuple(d["seeds"])})
+                      "seeds": tuple(d.get("seeds", (0,)))})
 
 
 @dataclass(frozen=True)

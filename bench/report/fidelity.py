@@ -73,8 +73,8 @@ def _panel(ax: Any, df: pd.DataFrame, title: str) -> None:
                     yerr=r["std"] if np.isfinite(r["std"]) else None, fmt="o", color=VERDICT_COLOURS[r["verdict"]],
                     markersize=5, capsize=2)
         labels.setdefault((round(xi, 1), round(r["mean"], 1)), []).append(r["key"].split("/", 1)[-1])
-    for (xi, yi), names in labels.items():  # rows measured by the same runs share one label
-        ax.annotate(", ".join(names), (xi, yi), textcoords="offset points", xytext=(6, -3), fontsize=7)
+    for i, ((xi, yi), names) in enumerate(sorted(labels.items())):  # rows measured alike share one label
+        ax.annotate(", ".join(names), (xi, yi), textcoords="offset points", xytext=(6, (-4, 5)[i % 2]), fontsize=7)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
@@ -112,9 +112,9 @@ def fidelity_section(tracker: Any, used: pd.DataFrame) -> tuple[list[Any], list[
     df = fidelity_frame(tracker, used)
     if df.empty:
         return [], [], []
-    disp = df[["key", "dataset", "source", "protocol", "published", "measured", "delta", "tolerance",
-               "verdict"]].rename(columns={"key": "row", "published": "published %", "measured": "measured %",
-                                           "delta": "Δ (points)"})
+    disp = df[["key", "dataset", "source", "protocol", "n_train", "published", "measured", "delta", "tolerance",
+               "verdict"]].rename(columns={"key": "row", "n_train": "cvbench train images", "published": "published %",
+                                           "measured": "measured %", "delta": "Δ (points)"})
     table = Table("fidelity", disp, df,
                   caption="Published results and cvbench's measurement on the same protocol (accuracy %, mean ± "
                           "std over seeds); Δ from the published value (from the nearer end of a range); verdict "
