@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError
@@ -22,6 +22,7 @@ from bench.references import TAG_PREFIX, Family, Reference, load_catalogue, sele
 NOT_RUN_BUDGET = "not run: left to --budget gpu"
 NOT_RUN_PIPELINE = "not run: pipeline not available"
 NOT_RUN_DATASET = "not run: dataset unavailable"
+NOT_RUN_INTERRUPTED = "not run: interrupted (rerun to resume)"
 
 
 @dataclass
@@ -100,44 +101,45 @@ def _split(ref: Reference) -> Any:
     return SplitOptions(**ref.split)
 
 
-def _unbound(job: Any) -> str:
-    """A job's identity before its dataset was loaded (how :func:`plan` knows it)."""
-    return replace(job, split_hash=None).identity()
+def _run_row(p: Planned, tracker: Any, data_dir: str | None, log: Callable[[str], None]) -> None:
+    """Run one row's jobs (those already FINISHED are skipped), set its status and tag its runs with the row."""
+    from bench.runner import run_grid
+
+    results = run_grid(p.jobs, tracker=tracker, data_dir=data_dir, log=log)
+    failed = [r for r in results if r.status not in ("FINISHED", "SKIPPED")]
+    p.status = f"failed: {(failed[0].error or failed[0].status).splitlines()[0]}" if failed else "measured"
+    p.run_ids = [r.run_id for r in results if r.run_id and r.status in ("FINISHED", "SKIPPED")]
+    for rid in p.run_ids:
+        tracker.set_tags(rid, {TAG_PREFIX + p.ref.key: p.ref.to_json()})
 
 
 def execute_plan(planned: list[Planned], tracker: Any, *, data_dir: str | None = None,
                  log: Callable[[str], None] = print) -> None:
-    """Run the planned rows dataset by dataset through :func:`bench.runner.run_grid`; tag their runs.
+    """Run the planned rows one by one through :func:`bench.runner.run_grid` and tag their runs.
 
-    A dataset that cannot be loaded marks its rows "not run: dataset unavailable" and the others go on.
+    Rows sharing a job run it once (the others find it FINISHED). A dataset that cannot be loaded marks its rows
+    "not run: dataset unavailable" and the others go on; on an interrupt the rows not finished are marked so
+    before it propagates (rerun the command to resume).
     """
     from bench.errors import DatasetError
-    from bench.runner import run_grid
 
-    by_dataset: dict[str, list[Planned]] = {}
-    for p in planned:
-        if p.jobs:
-            by_dataset.setdefault(p.dataset, []).append(p)
-    for dataset, group in by_dataset.items():
-        jobs = list({_unbound(j): j for p in group for j in p.jobs}.values())  # rows may share a job
-        try:
-            results = run_grid(jobs, tracker=tracker, data_dir=data_dir, log=log)
-        except DatasetError as e:
-            log(f"{NOT_RUN_DATASET}: {dataset}: {str(e).splitlines()[0]}")
-            for p in group:
-                p.status, p.detail = NOT_RUN_DATASET, str(e).splitlines()[0]
-            continue
-        by_id = {_unbound(r.job): r for r in results}
-        for p in group:
-            res = [by_id[_unbound(j)] for j in p.jobs]
-            failed = [r for r in res if r.status not in ("FINISHED", "SKIPPED")]
-            if failed:
-                p.status = f"failed: {(failed[0].error or failed[0].status).splitlines()[0]}"
-            else:
-                p.status = "measured"
-            p.run_ids = [r.run_id for r in res if r.run_id and r.status in ("FINISHED", "SKIPPED")]
-            for rid in p.run_ids:
-                tracker.set_tags(rid, {TAG_PREFIX + p.ref.key: p.ref.to_json()})
+    unavailable: dict[str, str] = {}
+    todo = [p for p in planned if p.jobs]
+    try:
+        for p in todo:
+            if p.dataset not in unavailable:
+                try:
+                    _run_row(p, tracker, data_dir, log)
+                    continue
+                except DatasetError as e:
+                    unavailable[p.dataset] = str(e).splitlines()[0]
+                    log(f"{NOT_RUN_DATASET}: {p.dataset}: {unavailable[p.dataset]}")
+            p.status, p.detail = NOT_RUN_DATASET, unavailable[p.dataset]
+    except KeyboardInterrupt:
+        for p in todo:
+            if p.status == "planned":
+                p.status = NOT_RUN_INTERRUPTED
+        raise
 
 
 def table(planned: list[Planned], tracker: Any) -> Any:
@@ -181,7 +183,7 @@ def add_reproduce_parser(sub: Any) -> None:
                          "another source, e.g. mnist=folder:../shared/data/mnist-png.zip (repeatable)")
     rp.add_argument("--budget", choices=["cpu", "gpu"], default="cpu",
                     help="cpu: rows a 2-core CPU finishes in minutes to an hour each; gpu: every row")
-    rp.add_argument("--rows", metavar="PATTERN", help="only rows whose family/id or id matches, e.g. 'knn*'")
+    rp.add_argument("--rows", metavar="PATTERN", help="only rows whose family/id or id matches, e.g. 'knn*' or 'mnist/*,nn-l2'")
     rp.add_argument("--catalogue", help="a reference folder or YAML file (default: bench/references/)")
     rp.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
     rp.add_argument("--dry-run", action="store_true", help="list the rows and their jobs, run nothing")
@@ -203,8 +205,11 @@ def run_reproduce(a: argparse.Namespace) -> int:
     tracker = Tracker()
     t0 = time.perf_counter()
     print(f"cvbench reproduce: {len(planned)} row(s), {n_jobs} job(s), budget {a.budget} → {tracker.uri}", flush=True)
-    execute_plan(planned, tracker, data_dir=a.data_dir, log=lambda m: print(m, flush=True))
-    print(f"\n{len(planned)} row(s) in {time.perf_counter() - t0:.1f}s; datasets: "
-          + ", ".join(f"{p.ref.family} = {p.dataset}" for p in {p.ref.family: p for p in planned}.values()) + "\n")
-    print(format_table(table(planned, tracker)))
+    try:
+        execute_plan(planned, tracker, data_dir=a.data_dir, log=lambda m: print(m, flush=True))
+    finally:  # interrupted too: what was measured so far, and what was not
+        print(f"\n{len(planned)} row(s) in {time.perf_counter() - t0:.1f}s; datasets: "
+              + ", ".join(f"{p.ref.family} = {p.dataset}" for p in {p.ref.family: p for p in planned}.values())
+              + "\n")
+        print(format_table(table(planned, tracker)), flush=True)
     return 1 if any(p.status.startswith("failed") for p in planned) else 0

@@ -119,6 +119,8 @@ def test_plan_budget_pending_pipelines_and_dataset_substitution(catalogue):
     assert cpu["ridge-above"].jobs[0].split.val_fraction == 0.0 and cpu["nn-within"].jobs[0].params == {"k": 1}
     gpu = plan(families, parse_datasets(["digits=folder:elsewhere.zip"], families), "gpu", rows="big")
     assert [(p.ref.id, p.dataset, len(p.jobs)) for p in gpu] == [("big", "folder:elsewhere.zip", 1)]
+    both = plan(families, parse_datasets(["digits"], families), "gpu", rows="big, digits/nn-*")
+    assert [p.ref.id for p in both] == ["nn-within", "nn-below", "big"]
     assert parse_datasets(None, families) == {"digits": None, "missing": None}
     with pytest.raises(ConfigError, match="FAMILY=folder:x.zip"):
         parse_datasets(["folder:x.zip"], families)
@@ -145,7 +147,7 @@ def test_reproduce_runs_tags_skips_and_reports_fidelity(catalogue, tracker, caps
 
     assert main(argv) == 0  # resumable: every job is FINISHED, so nothing runs again
     again = capsys.readouterr().out
-    assert again.count("skip  digits/") == 2 and len(tracker.runs_frame(["digits"])) == 2
+    assert again.count("skip  digits/") == 4 and len(tracker.runs_frame(["digits"])) == 2
     assert again.split("row(s) in")[1].split("\n", 1)[1] == out.split("row(s) in")[1].split("\n", 1)[1]
 
     assert main(["report", "--out", str(isolated_results / "rep")]) == 0
@@ -154,3 +156,20 @@ def test_reproduce_runs_tags_skips_and_reports_fidelity(catalogue, tracker, caps
     assert (isolated_results / "rep" / "plots" / "fidelity.png").stat().st_size > 1000
     csv = (isolated_results / "rep" / "tables" / "fidelity.csv").read_text()
     assert csv.count("\ndigits/") == 4
+
+
+def test_an_interrupt_prints_the_table_so_far_and_resumes(catalogue, tracker, capsys, monkeypatch):
+    import bench.reproduce as rp
+
+    real, calls = rp._run_row, []
+
+    def run_row(p, *args):
+        calls.append(p.ref.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(p, *args)
+
+    monkeypatch.setattr(rp, "_run_row", run_row)
+    assert main(["reproduce", "--catalogue", str(catalogue), "--dataset", "digits"]) == 130
+    out = capsys.readouterr().out
+    assert "within" in out and out.count(rp.NOT_RUN_INTERRUPTED) == 3  # nn-below, ridge-above, balanced

@@ -202,7 +202,9 @@ def load_catalogue(path: str | Path | None = None) -> list[Family]:
 
 
 def select(rows: list[Reference], pattern: str | None) -> list[Reference]:
-    """Rows whose ``family/id`` or ``id`` matches the wildcard ``pattern`` (all when ``None``)."""
+    """Rows whose ``family/id`` or ``id`` matches the wildcard ``pattern`` or one of its comma-separated
+    alternatives (all rows when ``None``)."""
     if not pattern:
         return list(rows)
-    return [r for r in rows if fnmatchcase(r.key, pattern) or fnmatchcase(r.id, pattern)]
+    pats = [q.strip() for q in pattern.split(",") if q.strip()]
+    return [r for r in rows if any(fnmatchcase(r.key, q) or fnmatchcase(r.id, q) for q in pats)]
