@@ -67,8 +67,9 @@ def _unavailable(ref: Reference) -> str | None:
 
 
 def plan(families: list[Family], datasets: dict[str, str | None], budget: str = "cpu",
-         rows: str | None = None) -> list[Planned]:
-    """Every selected row of the selected families, with its jobs (one per seed) or the reason it cannot run."""
+         rows: str | None = None, max_seeds: int | None = None) -> list[Planned]:
+    """Every selected row of the selected families, with its jobs (one per seed, at most ``max_seeds``) or the
+    reason it cannot run."""
     from bench.runner import Job
 
     out = []
@@ -85,7 +86,8 @@ def plan(families: list[Family], datasets: dict[str, str | None], budget: str = 
                 p.status = NOT_RUN_BUDGET
             else:
                 split = _split(ref)
-                p.jobs = [Job(source, ref.pipeline, s, dict(ref.params), split, ref.image_size) for s in ref.seeds]
+                p.jobs = [Job(source, ref.pipeline, s, dict(ref.params), split, ref.image_size)
+                          for s in ref.seeds[:max_seeds]]
                 for j in p.jobs:
                     try:
                         j.identity()  # parameter names, types and ranges checked before anything runs
@@ -184,6 +186,8 @@ def add_reproduce_parser(sub: Any) -> None:
     rp.add_argument("--budget", choices=["cpu", "gpu"], default="cpu",
                     help="cpu: rows a 2-core CPU finishes in minutes to an hour each; gpu: every row")
     rp.add_argument("--rows", metavar="PATTERN", help="only rows whose family/id or id matches, e.g. 'knn*' or 'mnist/*,nn-l2'")
+    rp.add_argument("--max-seeds", type=int, metavar="N",
+                    help="run at most the first N seeds of each row (default: all the row lists)")
     rp.add_argument("--catalogue", help="a reference folder or YAML file (default: bench/references/)")
     rp.add_argument("--data-dir", help="where downloaded datasets live (default: CVBENCH_DATA or ~/.cache)")
     rp.add_argument("--dry-run", action="store_true", help="list the rows and their jobs, run nothing")
@@ -193,7 +197,9 @@ def run_reproduce(a: argparse.Namespace) -> int:
     from bench.tracking import Tracker
 
     families = load_catalogue(a.catalogue)
-    planned = plan(families, parse_datasets(a.dataset, families), a.budget, a.rows)
+    if a.max_seeds is not None and a.max_seeds < 1:
+        raise ConfigError(f"--max-seeds {a.max_seeds}: must be at least 1")
+    planned = plan(families, parse_datasets(a.dataset, families), a.budget, a.rows, a.max_seeds)
     if not planned:
         raise ConfigError(f"--rows {a.rows!r}: no reference row matches")
     n_jobs = sum(len(p.jobs) for p in planned)

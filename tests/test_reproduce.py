@@ -33,7 +33,7 @@ rows:
      split: {val_fraction: 0.0}, tolerance: [1, 2]}
   - {id: balanced, method: 1-NN, published: 97.5, pipeline: pixels-knn, params: {k: 1}, tolerance: 3,
      protocol: {metric: mean_per_class_accuracy}}
-  - {id: big, method: network, published: 99.0, pipeline: cnn-small, tolerance: 1, budget: gpu}
+  - {id: big, method: network, published: 99.0, pipeline: cnn-small, tolerance: 1, budget: gpu, seeds: [0, 1, 2]}
   - {id: pending, method: not yet, published: 99.0, pipeline: no-such-pipeline, tolerance: 1, budget: gpu,
      pending: another issue adds it}
 """
@@ -118,7 +118,9 @@ def test_plan_budget_pending_pipelines_and_dataset_substitution(catalogue):
     assert cpu["pending"].status == NOT_RUN_PIPELINE and "another issue" in cpu["pending"].detail
     assert cpu["ridge-above"].jobs[0].split.val_fraction == 0.0 and cpu["nn-within"].jobs[0].params == {"k": 1}
     gpu = plan(families, parse_datasets(["digits=folder:elsewhere.zip"], families), "gpu", rows="big")
-    assert [(p.ref.id, p.dataset, len(p.jobs)) for p in gpu] == [("big", "folder:elsewhere.zip", 1)]
+    assert [(p.ref.id, p.dataset, len(p.jobs)) for p in gpu] == [("big", "folder:elsewhere.zip", 3)]
+    one = plan(families, parse_datasets(["digits"], families), "gpu", rows="big", max_seeds=1)
+    assert [j.seed for j in one[0].jobs] == [0]
     both = plan(families, parse_datasets(["digits"], families), "gpu", rows="big, digits/nn-*")
     assert [p.ref.id for p in both] == ["nn-within", "nn-below", "big"]
     assert parse_datasets(None, families) == {"digits": None, "missing": None}
