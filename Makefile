@@ -10,7 +10,7 @@ SUITE   ?= quick
 DB      := sqlite:///$(abspath $(RESULTS))/mlflow.db
 
 .PHONY: setup bench test report ui server lint clean distclean study-data-efficiency study-robustness \
-	study-stats study-gallery studies screenshots
+	study-stats study-gallery studies screenshots reproduce
 
 setup: $(STAMP)  ## create .venv and install cvbench (editable) with its test extra
 
@@ -72,6 +72,13 @@ studies: study-data-efficiency study-robustness study-stats study-gallery  ## ev
 
 screenshots: setup  ## the README's images from the runs in the store, in headless Chromium (apt-get install chromium chromium-driver)
 	$(PY) -m bench.screenshots
+
+# Published references (bench/references/*.yaml) measured on the same protocol. BUDGET=gpu adds the rows that need
+# an accelerator or hours; REFS="mnist=folder:PATH cifar10=folder:PATH" measures a family on another copy.
+BUDGET ?= cpu
+REFS   ?=
+reproduce: setup  ## published vs measured, a verdict per row (datasets absent offline are listed as not run)
+	$(PY) -m bench reproduce --budget $(BUDGET) $(foreach r,$(REFS),--dataset $(r))
 
 lint: setup
 	$(VENV)/bin/ruff check bench pipelines tests

@@ -120,6 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from bench.studies.cli import add_study_parser
 
     add_study_parser(sub)  # study data-efficiency|robustness|stats|gallery
+    from bench.reproduce import add_reproduce_parser
+
+    add_reproduce_parser(sub)  # reproduce: the published reference tables, measured
     return p
 
 
@@ -335,6 +338,12 @@ def _cmd_study(a: argparse.Namespace) -> int:
     return run_study(a)
 
 
+def _cmd_reproduce(a: argparse.Namespace) -> int:
+    from bench.reproduce import run_reproduce
+
+    return run_reproduce(a)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, treated like Ctrl-C so open runs end KILLED."""
 
@@ -351,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
         load_plugins(args.plugin)
         return {"run": _cmd_run, "list": _cmd_list, "runs": _cmd_runs, "compare": _cmd_compare,
-                "export": _cmd_export, "report": _cmd_report, "study": _cmd_study}[args.cmd](args)
+                "export": _cmd_export, "report": _cmd_report, "study": _cmd_study,
+                "reproduce": _cmd_reproduce}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ split, scored on the validation split, and the best one refitted):
 =========  ==================================================================  ==========================
 name       model                                                               grid
 =========  ==================================================================  ==========================
-knn        k-nearest neighbours, Euclidean (brute force, all cores)            k ∈ {1, 3, 5, 7, 9}
+knn        k-nearest neighbours, Euclidean or ``metric="manhattan"`` (L1)     k ∈ {1, 3, 5, 7, 9}
+           (brute force, all cores)
 logreg     standardise → multinomial logistic regression (lbfgs)              C ∈ {0.01, 0.1, 1} (*)
 ridge      standardise → ``RidgeClassifier`` (linear regression on ±1 codes)   alpha ∈ {1, 10, 100, 1000} (*)
 linsvm     standardise → :class:`LinearSVM` (LinearSVC's objective, L-BFGS)    C ∈ {0.001, 0.01, 0.1} (*)
@@ -179,7 +180,8 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
                     standardise: bool = True, **params: Any) -> tuple[Any, dict[str, list] | None]:
     """Estimator and validation grid for classifier ``name`` (see ``CLASSIFIERS`` and the table above).
 
-    ``params`` set the untuned values (``max_iter``, ``exact_max_n``, ``n_components``) and may fix tuned
+    ``params`` set the untuned values (``max_iter``, ``exact_max_n``, ``n_components``, the k-NN ``metric``:
+    ``euclidean`` or ``manhattan``) and may fix tuned
     ones (``k``, ``C``, ``alpha``, ``gamma_scale``, see ``TUNED``): a fixed value is used as given and left
     out of the grid; ``None`` (or absent) means tuned, with the estimator built at ``TUNED``'s fallback value.
     ``histogram`` marks non-negative histogram features (χ² map). ``standardise=False`` drops the scaler of the
@@ -196,7 +198,8 @@ def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int 
         return make_pipeline(StandardScaler(), est) if standardise else make_pipeline(est)
 
     if name == "knn":
-        est = KNeighborsClassifier(n_neighbors=val["k"], algorithm="brute", n_jobs=n_jobs)
+        est = KNeighborsClassifier(n_neighbors=val["k"], algorithm="brute", n_jobs=n_jobs,
+                                   metric=params.get("metric", "euclidean"))
         grid = {"n_neighbors": [1, 3, 5, 7, 9]}
     elif name == "logreg":
         est = scaled(LogisticRegression(C=val["C"], max_iter=params.get("max_iter", 200), random_state=seed))

@@ -64,6 +64,7 @@ NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("onecycle", "cosine", "constant"),
     "augment": ("none", "standard", "strong"),
     "weights": ("imagenet", "random"),
+    "metric": ("euclidean", "manhattan"),
 }
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -348,9 +348,12 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
         study_blocks, study_tables, study_figures = report_blocks(tracker, sorted(runs.used["dataset"].unique()))
     except Exception as e:  # a broken study must not cost the whole report
         study_blocks, study_tables, study_figures = [Block("note", f"studies unavailable ({type(e).__name__}: {e})")], [], []
+    from bench.report.fidelity import fidelity_section  # published references vs measured (bench reproduce)
+
+    fid_blocks, fid_tables, fid_figures = fidelity_section(tracker, runs.used)
     at = next((i for i, b in enumerate(blocks) if b.anchor == "environment"), len(blocks))
-    blocks[at:at] = study_blocks
-    tables += study_tables
+    blocks[at:at] = fid_blocks + study_blocks
+    tables += fid_tables + study_tables
     out = Path(out) if out else results_dir() / "report"
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -363,7 +366,7 @@ def build_report(tracker: Tracker | None = None, datasets: list[str] | None = No
     for s in sections:
         for f in s.figures:
             write(out / "plots" / f"{f.name}.png", f.png)
-    for f in study_figures:
+    for f in fid_figures + study_figures:
         write(out / "plots" / f"{f.name}.png", f.png)
     for t in tables:
         write(out / "tables" / f"{t.name}.csv", t.data.to_csv(index=False))

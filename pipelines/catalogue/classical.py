@@ -99,7 +99,7 @@ COMBOS: dict[str, tuple[str, ...]] = {
 # classifier name -> (its parameters with defaults, description). The tuned ones (pipelines.classifiers.TUNED:
 # k, C, alpha, gamma_scale) default to None, "tuned on validation"; a value given fixes it (no search).
 CLASSIFIER_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
-    "knn": ({"k": None}, "k-nearest neighbours (k tuned)"),
+    "knn": ({"k": None, "metric": "euclidean"}, "k-nearest neighbours, Euclidean or manhattan (L1) (k tuned)"),
     "logreg": ({"C": None, "max_iter": 200}, "standardised multinomial logistic regression (C tuned)"),
     "ridge": ({"alpha": None}, "standardised RidgeClassifier, linear regression (alpha tuned)"),
     "linsvm": ({"C": None, "max_iter": 300}, "standardised linear SVM (C tuned)"),
