@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 # [-1, 1] inputs), which changes every transfer result. "3": EfficientNet-Lite0 embeddings are multiscale by default
 # and the frozen-feature logreg has its own C grid. "4": costs charged from raw images whatever the cache holds
 # (fit/predict time, job-own peak memory), the split hash in the job identity, tuned parameters fixed when given
-# and never a grid point without validation, fine-tune pipelines on their named backbone, per-job seeding. "5": peak memory charged for cached features too (the extraction's recorded peak) and
-# measured with large blocks pinned to mmap, so it no longer depends on job order.
+# and never a grid point without validation, fine-tune pipelines on their named backbone, per-job seeding.
+# "5": cached features are charged the peak memory their extraction recorded and what it left resident, and a
+# per-job warm-up pays a process's one-off costs, so peak memory no longer depends on job order; linsvm on
+# unstandardised encodings also tries C = 10; k-NN has a metric parameter.
 CODE_VERSION = "5"

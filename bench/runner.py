@@ -247,7 +247,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
         release_memory()
         with PeakRSS() as mem_pred, feature_cache.charging() as charged_pred, Timer() as t_pred:
             y_pred = np.asarray(est.predict(data.X_test))
-        fit_peak, pred_peak = max(mem_fit.peak_mb, charged_fit.peak_mb), max(mem_pred.peak_mb, charged_pred.peak_mb)
+        fit_peak = max(mem_fit.peak_mb + charged_fit.residue_mb, charged_fit.peak_mb)
+        pred_peak = max(mem_pred.peak_mb + charged_pred.residue_mb, charged_pred.peak_mb)
         metrics = {
             "test_accuracy": accuracy_score(data.y_test, y_pred),
             "test_balanced_accuracy": balanced_accuracy_score(data.y_test, y_pred),  # mean per-class accuracy

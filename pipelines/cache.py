@@ -108,15 +108,18 @@ class CacheResult:
 class Charge:
     """Memory that the cache hits inside a :func:`charging` block would have cost to compute: ``peak_mb`` is
     the highest, over the hits, of the resident memory above the block's start when the hit happened plus the
-    entry's recorded computation peak (what the block would have peaked at, had it computed the entry)."""
+    entry's recorded computation peak (what the block would have peaked at, had it computed the entry);
+    ``residue_mb`` adds up what the computations left resident beyond their result (the allocator's arenas of
+    the extraction threads), which a block that computed them would carry to its end."""
 
     def __init__(self) -> None:
         self.start_bytes = process_rss()
-        self.peak_mb = 0.0
+        self.peak_mb = self.residue_mb = 0.0
 
-    def hit(self, entry_peak_mb: float) -> None:
+    def hit(self, entry_peak_mb: float, entry_residue_mb: float) -> None:
         held_mb = max(0, process_rss() - self.start_bytes) / 2**20
         self.peak_mb = max(self.peak_mb, held_mb + entry_peak_mb)
+        self.residue_mb += entry_residue_mb
 
 
 _charges: list[Charge] = []
@@ -148,19 +151,21 @@ def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
         try:
             info = json.loads(meta.read_text())
             compute_s, peak_mb = float(info["compute_time_s"]), float(info["compute_peak_mb"])
+            residue_mb = float(info["compute_residue_mb"])
             for charge in _charges:  # before the load: what was held when the computation would have started
-                charge.hit(peak_mb)
+                charge.hit(peak_mb, residue_mb)
             return CacheResult(np.load(path, allow_pickle=False), True, compute_s)
         except (ValueError, OSError, KeyError, EOFError):
             pass  # unreadable entry, or one that predates the recorded peak: recompute and overwrite it
     release_memory()  # the computation's own peak, not what the allocator kept from earlier work
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        value = compute()
+        value = np.asarray(compute())
         dt = time.perf_counter() - t0
-    release_memory()  # its temporaries too (freed in worker threads' arenas, they would stay resident)
-    atomic_save_npy(path, np.asarray(value))
+    release_memory()
+    residue_mb = max(0, process_rss() - mem.start_bytes - value.nbytes) / 2**20
+    atomic_save_npy(path, value)
     atomic_write_text(meta, json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
-                                        "compute_peak_mb": mem.peak_mb, "shape": list(np.shape(value))},
-                                       default=str))
+                                        "compute_peak_mb": mem.peak_mb, "compute_residue_mb": residue_mb,
+                                        "shape": list(np.shape(value))}, default=str))
     return CacheResult(value, False, dt)

@@ -154,15 +154,21 @@ def test_cache_hits_are_charged_the_peak_memory_their_computation_recorded(slow_
     assert len(metas) == 3  # train, val, test features
     for meta in metas:  # pretend the extraction had peaked at 10 GB
         info = json.loads(meta.read_text())
-        assert info["compute_peak_mb"] >= 0
+        assert info["compute_peak_mb"] >= 0 and info["compute_residue_mb"] >= 0
         meta.write_text(json.dumps({**info, "compute_peak_mb": 10_000.0}))
     second = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
     assert tracker.client.get_run(second.run_id).data.tags["features_cached"] == "true"
     for k in ("fit_peak_rss_mb", "predict_peak_rss_mb", "peak_rss_mb"):
         assert second.metrics[k] >= 10_000
+    for meta in metas:  # what an extraction left resident is carried to the end of the job that reads it
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "compute_peak_mb": 0.0,
+                                    "compute_residue_mb": 5_000.0}))
+    carried = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
+    assert carried.metrics["fit_peak_rss_mb"] >= 10_000  # train + validation features' residues
+    assert carried.metrics["predict_peak_rss_mb"] >= 5_000
     for meta in metas:  # an entry from before peaks were recorded: recomputed, and its peak recorded
         info = json.loads(meta.read_text())
-        del info["compute_peak_mb"]
+        del info["compute_peak_mb"], info["compute_residue_mb"]
         meta.write_text(json.dumps(info))
     third = run_grid([job], tracker=tracker, force=True, log=lambda m: None)[0]
     assert tracker.client.get_run(third.run_id).data.tags["features_cached"] == "false"
