@@ -362,7 +362,8 @@ def verdict(section: str, lb: pd.DataFrame, compare: Compare | None = None) -> V
         what = "no significant difference between" if v.significance is not None else "no clear difference between"
         v.sentence = (f"On {section}, {what} the best deep pipeline, {dn}, and the best classical one, {cn} "
                       f"({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}, {v.gap_points:+.2f} points; {test_txt}); "
-                      f"{cheaper} " + (f"fits {r:.1f}× faster." if r else "is no slower to fit."))
+                      + (f"{cheaper} fits {r:.1f}× faster." if r and r >= 1.1 else
+                         "the two fit in about the same time." if r else f"{cheaper} is no slower to fit."))
     elif v.gap_points > 0:
         v.sentence = (f"On {section}, the best deep pipeline, {dn}, beats the best classical one, {cn}, by "
                       f"{v.gap_points:.2f} points ({_pct(d['acc_mean'])} vs {_pct(c['acc_mean'])}; {test_txt}) at "
