@@ -101,6 +101,21 @@ def to_tensor(X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor
     return t.to(device)
 
 
+def channel_stats(X: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of ``uint8`` images ``(N, H, W, C)`` scaled to [0, 1], as ``(1, C, 1, 1)``
+    tensors; float64 chunks, so no float copy of the whole set is made."""
+    n, h, w, c = X.shape
+    s1, s2 = np.zeros(c), np.zeros(c)
+    for i in range(0, n, 4096):
+        b = X[i:i + 4096].reshape(-1, c).astype(np.float64) / 255.0
+        s1 += b.sum(0)
+        s2 += (b * b).sum(0)
+    m = s1 / (n * h * w)
+    sd = np.sqrt(np.maximum(s2 / (n * h * w) - m * m, 1e-6))
+    return (torch.tensor(m, dtype=torch.float32, device=device).view(1, c, 1, 1),
+            torch.tensor(sd, dtype=torch.float32, device=device).view(1, c, 1, 1))
+
+
 def make_optimizer(groups: list[dict[str, Any]], optimizer: str, lr: float, weight_decay: float,
                    schedule: str, total_steps: int):
     """Optimizer + per-step scheduler. ``groups``: ``{"params": [...], "lr_mult": float}``; weight decay
@@ -285,17 +300,7 @@ class NetClassifier(TorchClassifier):
             allow_hflip: bool = False) -> NetClassifier:
         X, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
         n, h, w, c = X.shape
-        # Per-channel statistics over the training split, in float64 chunks (no full float copy of X).
-        s1 = np.zeros(c)
-        s2 = np.zeros(c)
-        for i in range(0, n, 4096):
-            b = X[i:i + 4096].reshape(-1, c).astype(np.float64) / 255.0
-            s1 += b.sum(0)
-            s2 += (b * b).sum(0)
-        m = s1 / (n * h * w)
-        sd = np.sqrt(np.maximum(s2 / (n * h * w) - m * m, 1e-6))
-        self.mean_ = torch.tensor(m, dtype=torch.float32, device=dev).view(1, c, 1, 1)
-        self.std_ = torch.tensor(sd, dtype=torch.float32, device=dev).view(1, c, 1, 1)
+        self.mean_, self.std_ = channel_stats(X, dev)
         kw = {} if self.width is None else {"width": self.width}
         with seeded(self.seed, dev):
             model = build_net(self.arch, in_channels=c, n_classes=len(self.classes_), size=(h, w), **kw).to(dev)

@@ -6,6 +6,10 @@ Every factory's keyword defaults are the whole recipe (see :class:`pipelines.tra
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pipelines.airbench import AirbenchClassifier
+from pipelines.params import Interval
 from pipelines.registry import register
 from pipelines.training import NetClassifier
 
@@ -72,3 +76,16 @@ def resnet_s(width: int = 64, epochs: int = 40, batch_size: int = 256, lr: float
              seed: int = 0) -> NetClassifier:
     """ResNet-18 layout (torchvision BasicBlocks) with a 3×3 stem for small images; width 64 = ResNet-18."""
     return _net("resnet-s", **locals())
+
+
+@register("airbench-cnn", family="scratch", features="cnn", classifier="softmax")
+def airbench_cnn(width: int = 64, epochs: Annotated[float, Interval(gt=0)] = 9.9, batch_size: int = 1024,
+                 lr: float = 11.5, momentum: Annotated[float, Interval(ge=0, lt=1)] = 0.85,
+                 weight_decay: float = 0.0153, bias_scaler: float = 64.0, label_smoothing: float = 0.2,
+                 whiten_bias_epochs: int = 3, translate: int = 2, hflip: bool | None = None,
+                 tta: Annotated[int, Interval(ge=0, le=2)] = 2, lookahead: bool = True, precision: str = "auto",
+                 channels_last: bool = True, compile: bool = False, device: str = "auto",
+                 seed: int = 0) -> AirbenchClassifier:
+    """The airbench94 recipe re-written (Jordan 2024): patch-whitened 64/256/256 CNN, Lookahead, alternating
+    flips, TTA; 9.9 epochs of batch 1024 reach 94% on CIFAR-10 on a GPU (see :mod:`pipelines.airbench`)."""
+    return AirbenchClassifier(**locals())
