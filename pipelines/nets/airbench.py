@@ -52,6 +52,9 @@ class Scale(nn.Module):
 @register_net("airbench-cnn")
 def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width: int = 64) -> nn.Module:
     """``width`` 64 gives airbench94's 64/256/256 (1.97M parameters on CIFAR-10)."""
+    if min(size) < 9:  # 2×2 whitening (−1 px) then three 2× max-pools need at least 8 px left
+        raise ValueError(f"airbench-cnn needs images of at least 9×9 px, got {size[0]}×{size[1]}: "
+                         "upscale them with --image-size")
     widths = (width, 4 * width, 4 * width)
     whiten = nn.Conv2d(in_channels, 2 * in_channels * 4, kernel_size=2, padding=0, bias=True)
     whiten.weight.requires_grad = False  # set once from the data, never trained
