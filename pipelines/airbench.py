@@ -23,7 +23,7 @@ from pipelines.base import check_images
 from pipelines.nets import build_net
 from pipelines.nets.airbench import Norm, init_whitening
 from pipelines.params import Interval
-from pipelines.training import TorchClassifier, channel_stats, seeded, to_tensor
+from pipelines.training import TorchClassifier, channel_stats, resolve_bf16, seeded, to_tensor
 
 
 def _translate(x: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
@@ -118,9 +118,7 @@ class AirbenchClassifier(TorchClassifier):
         n, h, w, c = X.shape
         self.mean_, self.std_ = channel_stats(X, dev)
         self.hflip_ = bool(allow_hflip if self.hflip is None else self.hflip)
-        self.bf16_ = self.precision == "bf16" or (self.precision == "auto" and (
-            dev.type == "cuda" or (dev.type == "cpu" and torch.backends.mkldnn.is_available()
-                                   and torch.ops.mkldnn._is_mkldnn_bf16_supported())))
+        self.bf16_ = resolve_bf16(self.precision, dev)
         bs = min(self.batch_size, n)
         steps_per_epoch = n // bs  # full batches only, as the recipe
         total = max(1, math.ceil(self.epochs * steps_per_epoch))

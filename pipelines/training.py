@@ -146,16 +146,32 @@ def make_optimizer(groups: list[dict[str, Any]], optimizer: str, lr: float, weig
     return opt, sched
 
 
-def autocast_bf16(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_bf16(precision: str, device: torch.device) -> bool:
+    """``precision`` ``bf16`` / ``fp32`` / ``auto`` (bf16 on CUDA and on CPUs with native bf16) → use bf16?"""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision {precision!r}: choose auto, bf16 or fp32")
+    if precision == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return precision == "bf16"
+
+
+def autocast_bf16(device: torch.device, enabled: bool | None = None):
+    """bf16 autocast; ``enabled=None`` keeps the default of every network here: on CUDA only."""
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=device.type == "cuda" if enabled is None else enabled)
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, prep: Prep, device: torch.device,
-                   batch_size: int = 512) -> torch.Tensor:
+                   batch_size: int = 512, bf16: bool | None = None) -> torch.Tensor:
     """Float32 logits for a ``uint8`` tensor, in eval mode, batch by batch."""
     model.eval()
     outs = []
-    with torch.inference_mode(), autocast_bf16(device):
+    with torch.inference_mode(), autocast_bf16(device, bf16):
         for i in range(0, len(x), batch_size):
             outs.append(model(prep(x[i:i + batch_size].to(device, non_blocking=True))).float())
     return torch.cat(outs) if outs else torch.empty(0)
@@ -168,7 +184,7 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
                patience: int | None = None, time_budget_s: float | None = None, seed: int = 0,
                val: tuple[torch.Tensor, torch.Tensor] | None = None, compile: bool = False,
                callback: Callable[[int, dict[str, float]], None] | None = None,
-               epoch_offset: int = 0) -> dict[str, Any]:
+               epoch_offset: int = 0, bf16: bool | None = None) -> dict[str, Any]:
     """Train ``model`` in place; with ``val`` it ends holding its best-on-validation weights.
 
     Returns ``{"history": [record per epoch], "best_epoch": int, "best_val": float}``; epochs are numbered
@@ -192,7 +208,7 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
             xb, yb = augment_batch(xs[idx.to(xs.device)].to(dev, non_blocking=True), ys[idx.to(ys.device)],
                                    augment, hflip, gen)
             xb = prep(xb)
-            with autocast_bf16(dev):
+            with autocast_bf16(dev, bf16):
                 loss = F.cross_entropy(fwd(xb), yb.to(dev), label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -204,7 +220,7 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
                "img_per_s": n / max(dt, 1e-9)}
         if val is not None:
             xv, yv = val
-            rec["val_accuracy"] = float((predict_logits(model, xv, prep, dev).argmax(1).cpu() == yv.cpu())
+            rec["val_accuracy"] = float((predict_logits(model, xv, prep, dev, bf16=bf16).argmax(1).cpu() == yv.cpu())
                                         .float().mean())
             if rec["val_accuracy"] > best_val:
                 best_val, best_epoch = rec["val_accuracy"], epoch
@@ -249,7 +265,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X: Any) -> torch.Tensor:
         return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self.prep_, self.device_,
-                              batch_size=self.predict_batch_size)
+                              batch_size=self.predict_batch_size, bf16=getattr(self, "bf16_", None))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[self._logits(X).argmax(1).cpu().numpy()]

@@ -34,6 +34,7 @@ from pipelines.training import (
     TorchClassifier,
     autocast_bf16,
     pick_device,
+    resolve_bf16,
     seeded,
     to_tensor,
     train_loop,
@@ -161,15 +162,17 @@ class ImagenetPrep:
     mean / std unless given; :meth:`for_backbone` uses the one the backbone was trained with)."""
 
     def __init__(self, resolution: int, device: torch.device, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD):
+                 std: tuple[float, ...] = IMAGENET_STD, channels_last: bool | None = None):
         self.resolution = resolution
-        self.channels_last = device.type == "cuda"
+        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
 
     @classmethod
-    def for_backbone(cls, name: str, resolution: int, device: torch.device) -> ImagenetPrep:
-        return cls(resolution, device, *BACKBONE_NORM.get(name, (IMAGENET_MEAN, IMAGENET_STD)))
+    def for_backbone(cls, name: str, resolution: int, device: torch.device,
+                     channels_last: bool | None = None) -> ImagenetPrep:
+        return cls(resolution, device, *BACKBONE_NORM.get(name, (IMAGENET_MEAN, IMAGENET_STD)),
+                   channels_last=channels_last)
 
     def __call__(self, xb: torch.Tensor) -> torch.Tensor:
         x = xb.float().div_(255.0)
@@ -304,12 +307,14 @@ class FrozenFeatureClassifier(TunedFeatureClassifier):
 
 # -- fine-tuning ---------------------------------------------------------------------------------------------
 class TransferNet(nn.Module):
-    """Backbone + a new linear head. While ``frozen``, the backbone stays in eval mode (BN statistics fixed)."""
+    """Backbone + a new linear head. While ``frozen``, the backbone stays in eval mode (BN statistics fixed);
+    with ``freeze_bn`` its BatchNorm layers keep ImageNet's statistics while the rest fine-tunes."""
 
-    def __init__(self, backbone: nn.Module, dim: int, n_classes: int, dropout: float = 0.2):
+    def __init__(self, backbone: nn.Module, dim: int, n_classes: int, dropout: float = 0.2,
+                 freeze_bn: bool = False):
         super().__init__()
         self.backbone, self.head = backbone, nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, n_classes))
-        self.frozen = False
+        self.frozen, self.freeze_bn = False, freeze_bn
 
     def set_trainable(self, backbone: bool, unfreeze_from: str | None = None) -> None:
         """Freeze the whole backbone, or train it from the first parameter named ``unfreeze_from*`` on."""
@@ -324,6 +329,10 @@ class TransferNet(nn.Module):
         super().train(mode)
         if self.frozen:
             self.backbone.eval()
+        elif self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -341,7 +350,8 @@ class FineTuneClassifier(TorchClassifier):
                  lr: float = 1e-3, backbone_lr_mult: float = 0.1, unfreeze_from: str | None = None,
                  schedule: str = "onecycle", weight_decay: float = 0.05, label_smoothing: float = 0.1,
                  augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
-                 time_budget_s: float | None = None, compile: bool = False, device: str = "auto", seed: int = 0):
+                 time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "fp32",
+                 channels_last: bool = True, compile: bool = False, device: str = "auto", seed: int = 0):
         self.backbone = backbone
         self.resolution = resolution
         self.weights = weights
@@ -359,6 +369,9 @@ class FineTuneClassifier(TorchClassifier):
         self.hflip = hflip
         self.patience = patience
         self.time_budget_s = time_budget_s
+        self.freeze_bn = freeze_bn
+        self.precision = precision
+        self.channels_last = channels_last
         self.compile = compile
         self.device = device
         self.seed = seed
@@ -367,16 +380,18 @@ class FineTuneClassifier(TorchClassifier):
             callback: Callable[[int, dict[str, float]], None] | None = None,
             allow_hflip: bool = False) -> FineTuneClassifier:
         _, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
-        self.prep_ = ImagenetPrep.for_backbone(self.backbone, self.resolution, dev)
-        common = dict(batch_size=self.batch_size, optimizer=self.optimizer, schedule=self.schedule,
+        self.bf16_ = resolve_bf16(self.precision, dev)
+        cl = self.channels_last or dev.type == "cuda"
+        self.prep_ = ImagenetPrep.for_backbone(self.backbone, self.resolution, dev, channels_last=cl)
+        common = dict(bf16=self.bf16_, batch_size=self.batch_size, optimizer=self.optimizer, schedule=self.schedule,
                       weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, augment=self.augment,
                       hflip=bool(allow_hflip if self.hflip is None else self.hflip), seed=self.seed, val=val,
                       compile=self.compile, callback=callback)
         t0 = time.perf_counter()
         with seeded(self.seed, dev):
             backbone, dim = load_backbone(self.backbone, self.weights)
-            model = TransferNet(backbone, dim, len(self.classes_)).to(dev)
-            if dev.type == "cuda":
+            model = TransferNet(backbone, dim, len(self.classes_), freeze_bn=self.freeze_bn).to(dev)
+            if cl:
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
             history, best_epoch, probe = [], -1, None

@@ -63,7 +63,8 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
                 batch_size: int = 64, optimizer: str = "adamw", lr: float = 1e-3, backbone_lr_mult: float = 0.1,
                 unfreeze_from: str | None = None, schedule: str = "onecycle", weight_decay: float = 0.05,
                 label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
-                patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
+                patience: int | None = None, time_budget_s: float | None = None, freeze_bn: bool = False,
+                precision: str = "fp32", channels_last: bool = True, compile: bool = False,
                 device: str = "auto", seed: int = 0) -> FineTuneClassifier:
         # every argument by name: `locals()` would not hold the closure's `backbone` (it is not used in the
         # body), and each fine-tune pipeline silently trained efficientnet_lite0
@@ -72,7 +73,8 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
             batch_size=batch_size, optimizer=optimizer, lr=lr, backbone_lr_mult=backbone_lr_mult,
             unfreeze_from=unfreeze_from, schedule=schedule, weight_decay=weight_decay,
             label_smoothing=label_smoothing, augment=augment, hflip=hflip, patience=patience,
-            time_budget_s=time_budget_s, compile=compile, device=device, seed=seed)
+            time_budget_s=time_budget_s, freeze_bn=freeze_bn, precision=precision, channels_last=channels_last,
+            compile=compile, device=device, seed=seed)
 
     factory.__doc__ = (f"ImageNet {backbone} + new head: linear-probe warm-up, then fine-tuning with a lower "
                        "backbone learning rate.")
