@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -232,7 +233,9 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
         def on_epoch(epoch: int, rec: dict[str, float]) -> None:
             tracker.log_metrics(run_id, {k: v for k, v in rec.items() if isinstance(v, int | float)}, step=epoch)
             if progress:
-                of = f"/{params['epochs']}" if isinstance(params.get("epochs"), int) else ""
+                n_ep = [params.get(k) for k in ("warmup_epochs", "epochs")]  # a fine-tune's probe epochs come first
+                n_ep = [v for v in n_ep if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                of = f"/{sum(math.ceil(v) for v in n_ep)}" if n_ep else ""
                 progress(f"  epoch {epoch + 1}{of}: " + ", ".join(f"{k}={_readable(v)}" for k, v in rec.items()))
 
         if progress:
