@@ -390,15 +390,16 @@ class FineTuneClassifier(TorchClassifier):
             if dev.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
-            history, best_epoch, probe = [], -1, None
+            history, best_epoch, probe, stopped = [], -1, None, False
             if self.warmup_epochs > 0:  # linear probe: only the new head learns
                 model.set_trainable(False)
                 res = train_loop(model, xs, ys, self.prep_, groups=[{"params": list(model.head.parameters())}],
                                  epochs=self.warmup_epochs, lr=self.lr, time_budget_s=self.time_budget_s, **common)
-                history, best_epoch = res["history"], res["best_epoch"]
+                history, best_epoch, stopped = res["history"], res["best_epoch"], res["stopped_by_budget"]
                 if val is not None:  # the probe's best weights, in case fine-tuning never beats them
                     probe = (res["best_val"], best_epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
             left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
+            stopped = stopped or (self.epochs > 0 and left is not None and left <= 0)  # no time left to fine-tune
             if self.epochs > 0 and (left is None or left > 0):
                 model.set_trainable(True, self.unfreeze_from)
                 groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult},
@@ -406,9 +407,9 @@ class FineTuneClassifier(TorchClassifier):
                 res = train_loop(model, xs, ys, self.prep_, groups=groups, epochs=self.epochs, lr=self.lr,
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
-                best_epoch = res["best_epoch"]
+                best_epoch, stopped = res["best_epoch"], res["stopped_by_budget"]
                 if probe is not None and res["best_val"] < probe[0]:  # best-on-validation across both phases
                     best_epoch = probe[1]
                     model.load_state_dict(probe[2])
-        self._finish_fit(model, history, best_epoch)
+        self._finish_fit(model, history, best_epoch, stopped)
         return self
