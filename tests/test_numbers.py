@@ -25,6 +25,7 @@ def _what_it_is(est) -> tuple[str, str]:
     from sklearn.linear_model import LogisticRegression, RidgeClassifier
     from sklearn.neighbors import KNeighborsClassifier
 
+    from pipelines.airbench import AirbenchClassifier
     from pipelines.classifiers import KernelSVM, LinearSVM
     from pipelines.features.bovw import BoVWFeatures
     from pipelines.features.concat import ConcatFeatures
@@ -35,6 +36,8 @@ def _what_it_is(est) -> tuple[str, str]:
 
     if isinstance(est, FineTuneClassifier):
         return est.backbone, "softmax"
+    if isinstance(est, AirbenchClassifier):
+        return "cnn", "softmax"
     if isinstance(est, NetClassifier):
         return ("pixels" if est.arch == "mlp" else "cnn"), ("mlp" if est.arch == "mlp" else "softmax")
     f, c = est.features, est.classifier
@@ -82,7 +85,7 @@ def test_every_pipeline_builds_what_its_name_and_metadata_claim(capsys):
                                                                   listed[name]["classifier"]), name
         assert name.startswith(feat) or spec.family == "scratch", name  # <features>-<classifier> names
     # the fine-tune pipelines train the backbone they are named after (they all trained efficientnet_lite0)
-    for b in ("resnet18", "alexnet", "vgg16", "resnet50", "mobilenet_v3_large", "efficientnet_b0"):
+    for b in ("resnet18", "alexnet", "vgg16", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "googlenet"):
         assert create(f"{b}-finetune").backbone == b
 
 

@@ -9,8 +9,8 @@ METRIC_COLUMNS = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "v
                   "train_time_s", "fit_time_s", "predict_feature_time_s", "predict_classifier_time_s",
                   "predict_time_s", "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb", "fit_peak_rss_mb",
                   "predict_peak_rss_mb", "model_size_mb", "n_params", "epochs_run"]
-EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "n_channels", "split_hash", "features_cached", "tuned", "concurrency", "hardware",
-                 "git_commit", "code_version", "run_id", "start_time"]
+EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "n_channels", "split_hash", "features_cached", "tuned", "budget_stopped",
+                 "concurrency", "hardware", "git_commit", "code_version", "run_id", "start_time"]
 
 
 def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -33,6 +33,7 @@ def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["split_hash"] = col("params.split_hash")
     out["features_cached"] = col("tags.features_cached")
     out["tuned"] = col("tags.tuned")
+    out["budget_stopped"] = col("tags.budget_stopped")  # "true": time_budget_s cut training short
     # Jobs that shared the hardware (--jobs N, Ray) were timed under contention: their hardware key says so,
     # so no report row, average or supersession ever mixes them with exclusive runs.
     conc = pd.to_numeric(col("tags.cvbench.concurrency"), errors="coerce").fillna(1).astype(int)

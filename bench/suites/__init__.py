@@ -9,12 +9,17 @@ pipelines:
   - name: cnn-small
     params: {epochs: 3}
 ```
+A suite can also be another one under a second name (``deep`` is ``deep-gpu``):
+```yaml
+alias_of: deep-gpu     # a built-in suite's name, or a path relative to this file
+description: ...
+```
 Errors name the file, the line and what was expected.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +57,7 @@ def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     return None
 
 
-def load_suite(name_or_path: str) -> Suite:
+def load_suite(name_or_path: str, _seen: tuple[Path, ...] = ()) -> Suite:
     """Load a suite by name (``bench/suites/NAME.yaml``) or path, validating every field."""
     path = Path(name_or_path)
     if not path.suffix:
@@ -70,7 +75,9 @@ def load_suite(name_or_path: str) -> Suite:
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{_where(path, node)}: expected a mapping with keys datasets, pipelines, seeds, options")
-    allowed = {"name", "description", "datasets", "pipelines", "seeds", "options"}
+    if "alias_of" in raw:
+        return _load_alias(path, node, raw, _seen)
+    allowed = {"name", "description", "datasets", "pipelines", "seeds", "options", "alias_of"}
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{_where(path, _child(node, k))}: unknown key {k!r}; expected one of {sorted(allowed)}")
@@ -121,6 +128,27 @@ def load_suite(name_or_path: str) -> Suite:
         _check_name(path, ds_node.value[i] if isinstance(ds_node, yaml.SequenceNode) else ds_node, name,
                     pipeline=False)
     return Suite(raw.get("name", path.stem), datasets, pipelines, seeds, options, path)
+
+
+def _load_alias(path: Path, node: yaml.Node, raw: dict[str, Any], seen: tuple[Path, ...]) -> Suite:
+    """``alias_of: OTHER``: suite OTHER under this file's name (only ``name`` and ``description`` may go beside)."""
+    for k in raw:
+        if k not in {"alias_of", "name", "description"}:
+            raise ConfigError(f"{_where(path, _child(node, k))}: an alias suite holds only 'alias_of', 'name' and "
+                              f"'description', not {k!r}")
+    target = raw["alias_of"]
+    where = _where(path, _child(node, "alias_of"))
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{where}: 'alias_of' must be a suite name or a path")
+    if Path(target).suffix:
+        target = str(path.parent / target)
+    if path.resolve() in seen:
+        raise ConfigError(f"{where}: suite aliases loop ({' → '.join(p.name for p in (*seen, path.resolve()))})")
+    try:
+        suite = load_suite(target, (*seen, path.resolve()))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: alias_of {raw['alias_of']!r}: {e}") from None
+    return replace(suite, name=raw.get("name", path.stem), path=path)
 
 
 def _check_name(path: Path, node: yaml.Node | None, name: str, pipeline: bool) -> None:

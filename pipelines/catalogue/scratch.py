@@ -78,6 +78,17 @@ def resnet_s(width: int = 64, epochs: int = 40, batch_size: int = 256, lr: float
     return _net("resnet-s", **locals())
 
 
+@register("inception-s", family="scratch", features="cnn", classifier="softmax")
+def inception_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.1, optimizer: str = "sgd",
+                schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
+                augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
+                time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
+                seed: int = 0) -> NetClassifier:
+    """Small GoogLeNet: six Inception modules (1×1, 3×3, double-3×3 and pool-projection branches, BN), a 3×3
+    stem for small images, global-pooled head; width 64 = GoogLeNet's channel counts (see ``n_params``)."""
+    return _net("inception-s", **locals())
+
+
 @register("airbench-cnn", family="scratch", features="cnn", classifier="softmax")
 def airbench_cnn(width: int = 64, epochs: Annotated[float, Interval(gt=0)] = 9.9, batch_size: int = 1024,
                  lr: float = 11.5, momentum: Annotated[float, Interval(ge=0, lt=1)] = 0.85,

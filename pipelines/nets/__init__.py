@@ -36,4 +36,4 @@ def build_net(name: str, in_channels: int, n_classes: int, size: tuple[int, int]
 
 
 def _load() -> None:
-    from pipelines.nets import airbench, classic, small  # noqa: F401
+    from pipelines.nets import airbench, classic, inception, small  # noqa: F401
