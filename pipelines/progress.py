@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 ENV = "CVBENCH_PROGRESS"
 DELAY_S = 0.5  # on a terminal, a bar appears only once its loop has run this long
+MININTERVAL_S = 0.1  # and is redrawn at most this often (tqdm's default)
 
 
 def mode() -> bool | None:
@@ -46,6 +47,7 @@ def progress(iterable: Iterable | None = None, desc: str | None = None, total: f
     m = mode()
     kw.setdefault("leave", False)
     kw.setdefault("delay", 0.0 if m else DELAY_S)
+    kw.setdefault("mininterval", MININTERVAL_S)
     kw.setdefault("dynamic_ncols", True)
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=None if m is None else not m, **kw)
 
