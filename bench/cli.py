@@ -226,6 +226,20 @@ def _jobs(a: argparse.Namespace) -> list:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
+    if not a.quiet:
+        return _run_threads(a)
+    prev = os.environ.get("CVBENCH_PROGRESS")
+    os.environ["CVBENCH_PROGRESS"] = "0"  # --quiet: no progress bars either (pipelines.progress reads it)
+    try:
+        return _run_threads(a)
+    finally:
+        if prev is None:
+            os.environ.pop("CVBENCH_PROGRESS", None)
+        else:
+            os.environ["CVBENCH_PROGRESS"] = prev
+
+
+def _run_threads(a: argparse.Namespace) -> int:
     if a.threads is None:
         return _run(a)
     if a.threads < 1:

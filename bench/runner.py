@@ -26,6 +26,7 @@ from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_si
 from bench.tracking import Tracker, results_dir
 from pipelines import cache as feature_cache
 from pipelines.cache import set_cache_dir
+from pipelines.progress import mode as progress_mode
 from pipelines.registry import get_spec
 
 
@@ -454,9 +455,11 @@ def _run_distributed(todo_by_dataset: dict[str, tuple[str, list[Job]]], tracker:
             "MLFLOW_TRACKING_URI=http://HOST:PORT")
     # Local workers share this machine's results directory and caches; remote ones use their own.
     env = {} if remote else {"CVBENCH_RESULTS": str(results_dir()), "CVBENCH_FEATURE_CACHE": str(get_cache_dir())}
-    for var in ("CVBENCH_MEMORY_BUDGET_MB", "CVBENCH_PLUGINS", "CVBENCH_THREADS"):
+    for var in ("CVBENCH_MEMORY_BUDGET_MB", "CVBENCH_PLUGINS", "CVBENCH_THREADS", "CVBENCH_PROGRESS"):
         if os.environ.get(var):
             env[var] = os.environ[var]
+    if getattr(executor, "concurrency", 1) > 1 and progress_mode() is not True:
+        env["CVBENCH_PROGRESS"] = "0"  # parallel workers would draw their bars over each other on one terminal
     executor.start()
     ctx = Context(tracker.uri, {"data_dir": load_kw.get("data_dir")} if remote else dict(load_kw), env,
                   concurrency=getattr(executor, "concurrency", 1))

@@ -23,6 +23,7 @@ from pipelines.base import check_images
 from pipelines.nets import build_net
 from pipelines.nets.airbench import Norm, init_whitening
 from pipelines.params import Interval
+from pipelines.progress import progress
 from pipelines.training import TorchClassifier, channel_stats, resolve_bf16, seeded, to_tensor
 
 
@@ -160,7 +161,9 @@ class AirbenchClassifier(TorchClassifier):
                 whiten.bias.requires_grad = epoch < self.whiten_bias_epochs
                 t0, loss_sum, seen = time.perf_counter(), torch.zeros(()), 0
                 perm = torch.randperm(n, generator=gen)
-                for i in range(steps_per_epoch):
+                # a bar on a terminal: epoch k/N, batches, ETA of the whole run (pipelines.progress)
+                for i in progress(range(steps_per_epoch), f"epoch {epoch + 1}/{math.ceil(total / steps_per_epoch)}",
+                                  total=total, initial=step, unit="batch"):
                     if step >= total:
                         break
                     idx = perm[i * bs:(i + 1) * bs]

@@ -51,6 +51,7 @@ from sklearn.svm import SVC
 from pipelines.base import FeatureClassifier, ImageFeatures, check_images
 from pipelines.features.concat import ConcatFeatures
 from pipelines.intersection import IntersectionSVM
+from pipelines.progress import progress
 
 CLASSIFIERS = ("knn", "logreg", "ridge", "linsvm", "rbfsvm", "chi2svm", "hiksvm")
 
@@ -315,9 +316,13 @@ class TunedFeatureClassifier(FeatureClassifier):
                 sub = _stratified_subset(y, self.tune_max_train or len(y), self.seed)
                 info["tune_n_train"] = int(len(sub))
                 models, val_scores = [], []
-                for params in grid:
+                name = type(base.steps[-1][1] if hasattr(base, "steps") else base).__name__
+                bar = progress(grid, f"tune {name} on {len(sub)} images", unit="fit")  # a terminal only
+                for params in bar:
                     m = clone(base).set_params(**params).fit(F[sub], y[sub])
                     val_scores.append(float(np.mean(m.predict(Fv) == y_val)))
+                    bar.set_postfix_str(", ".join(f"{k.rpartition('__')[2]}={v}" for k, v in params.items())
+                                        + f": val {val_scores[-1]:.4f}", refresh=False)  # shown with the next tick
                     models.append(m if len(sub) == len(y) else None)
             best_i = int(np.argmax(val_scores))  # first best in grid order: deterministic
             best_params = grid[best_i]

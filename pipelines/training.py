@@ -27,6 +27,7 @@ from torch import nn
 from pipelines.augment import augment_batch
 from pipelines.base import check_images
 from pipelines.nets import build_net
+from pipelines.progress import progress
 
 Prep = Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, C, H, W) batch on the device → network input
 DEVICE_DATA_MAX_BYTES = 4 << 30  # datasets up to this size live on the accelerator for the whole run
@@ -207,7 +208,9 @@ def train_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, prep: Prep,
         model.train()
         t0, total = time.perf_counter(), torch.zeros((), device=dev)
         perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
+        per_epoch = math.ceil(n / batch_size)  # a bar on a terminal: epoch k/N, batches, ETA of the whole run
+        for i in progress(range(0, n, batch_size), f"epoch {epoch + 1}/{epoch_offset + epochs}", total=steps,
+                          initial=(epoch - epoch_offset) * per_epoch, unit="batch"):
             idx = perm[i:i + batch_size]
             xb, yb = augment_batch(xs[idx.to(xs.device)].to(dev, non_blocking=True), ys[idx.to(ys.device)],
                                    augment, hflip, gen)

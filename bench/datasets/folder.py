@@ -25,10 +25,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from joblib import Parallel, delayed
 from PIL import Image, ImageOps
-from tqdm import tqdm
 
 from bench.datasets.base import Dataset
 from bench.errors import DatasetError
+from pipelines.progress import progress  # a leaf utility, like pipelines.cache
 
 JUNK_NAMES = {"thumbs.db", "desktop.ini"}
 MAX_PIXELS = 200_000_000  # above this a file is skipped as a possible decompression bomb
@@ -213,8 +213,8 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None, n_jobs: 
     results = Parallel(n_jobs=n_jobs if len(records) > 2000 else 1, return_as="generator_unordered")(
         delayed(_decode_chunk)(str(root), src.is_zip, c, draft) for c in chunks)
     arrays: list[np.ndarray | None] = [None] * len(records)
-    # tqdm(disable=None) shows a bar on a terminal only: quiet in CI logs and pipes.
-    for res in tqdm(results, total=len(chunks), desc=f"decode {root.name}", unit="chunk", disable=None):
+    # a bar on a terminal only: quiet in CI logs and pipes, and under --quiet (pipelines.progress)
+    for res in progress(results, f"decode {root.name}", total=len(chunks), unit="chunk"):
         for i, a, why in res:
             arrays[i] = a
             if a is None:

@@ -30,6 +30,8 @@ def add_study_parser(sub: Any) -> None:
                        help="override a pipeline parameter, e.g. cnn-small.epochs=3 (repeatable)")
         p.add_argument("--data-dir", help="where downloaded datasets live")
         p.add_argument("--out", help="output directory (default <results>/studies/<study>/<dataset>)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="list the jobs, and which are already done, without running or recording anything")
         _add_split_args(p)
 
     de = ss.add_parser("data-efficiency", help="accuracy vs training images per class; deep/classical crossover")
@@ -112,9 +114,12 @@ def run_study(a: argparse.Namespace) -> int:
             res = run_data_efficiency(ds, pipelines, sizes=sizes, repeats=a.repeats, repeat_below=a.repeat_below,
                                       split=split, image_size=image_size, params=params, tracker=tracker,
                                       force=a.force, data_dir=a.data_dir, out_dir=out, min_steps=a.min_steps,
-                                      max_epochs=a.max_epochs,
+                                      max_epochs=a.max_epochs, dry_run=a.dry_run,
                                       log=lambda m: print(m, flush=True))
-            if not res["summary"].empty:
+            if a.dry_run:
+                print(f"\ndry run: {ds}: {len(res['planned'])} job(s) would run, {len(res['skipped'])} skipped as "
+                      "done; nothing was run")
+            elif not res["summary"].empty:
                 print("\n" + (out / "summary.md").read_text())
                 print(f"wrote {out}/ (data_efficiency.png, summary.csv, curve.csv, crossover.json)")
             else:
@@ -131,7 +136,13 @@ def run_study(a: argparse.Namespace) -> int:
             out = Path(a.out) / _safe(ds) if a.out else results_dir() / "studies" / "robustness" / _safe(ds)
             df = run_robustness(ds, pipelines, seed=a.seed, split=split, image_size=image_size, params=params,
                                 corruptions=a.corruption or list(CORRUPTIONS), severities=sev, tracker=tracker,
-                                force=a.force, data_dir=a.data_dir, out_dir=out, log=lambda m: print(m, flush=True))
+                                force=a.force, data_dir=a.data_dir, out_dir=out, log=lambda m: print(m, flush=True),
+                                dry_run=a.dry_run)
+            if a.dry_run:
+                planned = int((df["status"] == "PLANNED").sum())
+                print(f"\ndry run: {ds}: {planned} pipeline(s) would be evaluated, {len(df) - planned} skipped as "
+                      "done; nothing was run")
+                continue
             print("\n" + robustness_markdown(robustness_table(df), ds))
             print(f"wrote {out}/ (robustness_heatmap.png, robustness_table.csv, robustness.csv, robustness.md)")
         return 0
@@ -142,7 +153,10 @@ def run_study(a: argparse.Namespace) -> int:
             out = Path(a.out) / _safe(ds) if a.out else results_dir() / "studies" / "gallery" / _safe(ds)
             paths = make_gallery(ds, pipelines, out, seed=a.seed, split=split, image_size=image_size, params=params,
                                  n_images=a.n_images, data_dir=a.data_dir, tracker=tracker,
-                                 log=lambda m: print(m, flush=True))
+                                 log=lambda m: print(m, flush=True), dry_run=a.dry_run)
+            if a.dry_run:
+                print(f"\ndry run: {ds}: nothing was fitted, written or recorded")
+                continue
             print(f"wrote {len(paths)} image(s) to {out}/")
         return 0
     raise ConfigError(f"unknown study {a.study!r}")

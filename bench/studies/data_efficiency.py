@@ -211,8 +211,12 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                         image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
                         tracker: Any = None, force: bool = False, data_dir: str | None = None,
                         out_dir: str | Path | None = None, log: Callable[[str], None] = print,
-                        min_steps: int | None = None, max_epochs: int | None = None) -> dict[str, Any]:
-    """Run every (pipeline, size, repeat) job through the runner; return runs, summary and crossover."""
+                        min_steps: int | None = None, max_epochs: int | None = None,
+                        dry_run: bool = False) -> dict[str, Any]:
+    """Run every (pipeline, size, repeat) job through the runner; return runs, summary and crossover.
+
+    ``dry_run`` only lists the cells: which would run (``plan``) and which are done (``skip``), creating no
+    experiment and no run; it returns ``{"planned": [...], "skipped": [...]}`` (run names with their size)."""
     from bench.datasets import SplitOptions
     from bench.measure import environment_tags
     from bench.runner import Job, experiment_name, run_grid
@@ -235,6 +239,20 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
                 jobs.append(j)
                 cell[_cell_key(j)] = ("all" if n is None else str(n), r)
     log(f"data-efficiency: {len(jobs)} job(s) on {dataset}")
+    if dry_run:  # the runner's own plan / skip lines cannot tell the sizes apart: say them here
+        results = run_grid(jobs, tracker=tracker, force=force, data_dir=data_dir, dry_run=True,
+                           log=lambda m: None if m.startswith(("plan ", "skip ")) else log(m))
+        plan: dict[str, list[str]] = {"planned": [], "skipped": []}
+        for res in results:
+            label = cell[_cell_key(res.job)][0]
+            what = f"{res.job.run_name} ({'all images' if label == 'all' else label + '/class'})"  # seed = repeat
+            if res.status == "SKIPPED":
+                plan["skipped"].append(what)
+                log(f"skip  {what}: FINISHED run {res.run_id[:8]} exists (--force to redo)")
+            else:
+                plan["planned"].append(what)
+                log(f"plan  {what}")
+        return plan
     results = run_grid(jobs, tracker=tracker, force=force, data_dir=data_dir, log=log)
     rows, failed = [], []
     for res in results:

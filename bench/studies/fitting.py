@@ -29,6 +29,11 @@ def load_split(job: Any, data_dir: str | None = None) -> SplitData:
                    cache_dir=dataset_cache_dir())
 
 
+def model_path(job: Any, data: SplitData) -> Path:
+    """Where :func:`fit_or_load` keeps the fitted estimator of ``job`` on ``data``."""
+    return model_cache_dir() / f"{job.for_data(data).identity()}.joblib"
+
+
 def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = None) -> tuple[Any, dict[str, Any]]:
     """The fitted estimator of ``job`` on ``data`` and ``{"fit_time_s", "cached"}``."""
     import joblib
@@ -38,7 +43,7 @@ def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = No
 
     configure_caches()
     job = job.for_data(data)  # the cache key covers the images: a changed dataset refits
-    path = model_cache_dir() / f"{job.identity()}.joblib"
+    path = model_path(job, data)
     if use_cache and path.exists():
         try:
             est, fit_time = joblib.load(path)  # trusted: written by cvbench (model cache)

@@ -372,8 +372,11 @@ def mistakes_panel(est: Any, name: str, X: np.ndarray, y: np.ndarray, class_name
 def make_gallery(dataset: str, pipelines: Sequence[str], out: str | Path, *, seed: int = 0, split: Any = None,
                  image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
                  n_images: int = 8, data_dir: str | None = None, tracker: Any = None,
-                 log: Callable[[str], None] = print) -> list[Path]:
-    """Write every panel for ``dataset`` (pipelines fitted through :mod:`.fitting`) and log them as a run."""
+                 log: Callable[[str], None] = print, dry_run: bool = False) -> list[Path]:
+    """Write every panel for ``dataset`` (pipelines fitted through :mod:`.fitting`) and log them as a run.
+
+    ``dry_run`` only says which pipelines would be fitted and which have a cached model, writing nothing and
+    creating no run; it returns ``[]``."""
     from bench.datasets import SplitOptions
     from bench.measure import environment_tags
     from bench.runner import Job, experiment_name
@@ -382,9 +385,17 @@ def make_gallery(dataset: str, pipelines: Sequence[str], out: str | Path, *, see
 
     split = split or SplitOptions()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     probe = Job(dataset, pipelines[0] if pipelines else "pixels-knn", seed, {}, split, image_size)
     data = load_split(probe, data_dir)
+    if dry_run:
+        from bench.studies.fitting import model_path
+
+        for p in pipelines:
+            job = Job(dataset, p, seed, dict((params or {}).get(p, {})), split, image_size)
+            log(f"plan  {job.run_name}/gallery: " + ("cached model" if model_path(job, data).exists() else "fit"))
+        log(f"plan  {dataset}/gallery: a new run (a gallery is never skipped as done), panels → {out}")
+        return []
+    out.mkdir(parents=True, exist_ok=True)
     names = data.class_names
     ex = pick_examples(data.y_test, n_images)
     Xe, ye = data.X_test[ex], data.y_test[ex]

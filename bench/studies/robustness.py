@@ -65,8 +65,13 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
                    image_size: int | None = None, params: dict[str, dict[str, Any]] | None = None,
                    corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
                    tracker: Any = None, force: bool = False, data_dir: str | None = None,
-                   out_dir: str | Path | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Run the study; returns the long frame (pipeline, family, corruption, nuisance, severity, accuracy)."""
+                   out_dir: str | Path | None = None, log: Callable[[str], None] = print,
+                   dry_run: bool = False) -> pd.DataFrame:
+    """Run the study; returns the long frame (pipeline, family, corruption, nuisance, severity, accuracy).
+
+    ``dry_run`` only lists the pipelines: which would be evaluated (``plan``, saying whether the fitted model
+    is cached) and which are done (``skip``), creating no experiment and no run; it returns a frame
+    (pipeline, status ``PLANNED`` | ``SKIPPED``, run_id, model_cached)."""
     from bench.datasets import SplitOptions
     from bench.measure import environment_tags
     from bench.runner import Job, experiment_name
@@ -85,6 +90,8 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
     log(f"load  {dataset}")
     data = load_split(jobs[0], data_dir) if jobs else None
     jobs = [j.for_data(data) for j in jobs]  # the identities cover the images (a changed folder refits)
+    if dry_run:
+        return _plan(jobs, data, tracker, experiment_name(dataset), corruptions, severities, seed, force, log)
     exp_id = tracker.experiment_id(experiment_name(dataset))
     corrupted: dict[tuple[str, int], np.ndarray] = {}
     rows: list[dict[str, Any]] = []
@@ -145,6 +152,27 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
 
         write_robustness_outputs(df, Path(out_dir), dataset)
     return df
+
+
+def _plan(jobs: Sequence[Any], data: Any, tracker: Any, experiment: str, corruptions: Sequence[str],
+          severities: Sequence[int], seed: int, force: bool, log: Callable[[str], None]) -> pd.DataFrame:
+    """What ``run_robustness`` would do, from the store alone: no experiment or run is created."""
+    from bench.studies.fitting import model_path
+
+    exp_id = tracker.existing_experiment_id(experiment)
+    rows = []
+    for job in jobs:
+        sid = study_identity(job.identity(), corruptions, severities, seed)
+        done = [] if force or exp_id is None else tracker.finished_runs(exp_id, sid)
+        cached = model_path(job, data).exists()
+        if done:
+            log(f"skip  {job.run_name}/robustness: FINISHED run {done[0][:8]} exists (--force to redo)")
+        else:
+            log(f"plan  {job.run_name}/robustness: {'cached model' if cached else 'fit'}, then "
+                f"{len(corruptions)} corruption(s) × {len(severities)} severit{'y' if len(severities) == 1 else 'ies'}")
+        rows.append({"pipeline": job.pipeline, "status": "SKIPPED" if done else "PLANNED",
+                     "run_id": done[0] if done else None, "model_cached": cached})
+    return pd.DataFrame(rows, columns=["pipeline", "status", "run_id", "model_cached"])
 
 
 def _load_csv(tracker: Any, run_id: str, name: str) -> pd.DataFrame | None:

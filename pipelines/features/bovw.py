@@ -115,7 +115,7 @@ class BoVWFeatures(DescriptorEncoding):
                 idx, _, d = unpack(self._spill.load(a))
                 return np.unique(idx * self.vocab_size + self._words(descriptor_vectors(d, self.binary)))
 
-            for _, _, pairs in self._map(task, self._n_fit):
+            for _, _, pairs in self._map(task, self._n_fit, "idf"):
                 np.add.at(df, pairs % self.vocab_size, 1.0)
             idf = np.log((self._n_fit + 1.0) / (df + 1.0)) + 1.0
         return {"centers": self.vocabulary_, "idf": idf}

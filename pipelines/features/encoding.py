@@ -39,6 +39,7 @@ from pipelines.base import check_images
 from pipelines.cache import array_digest, cached_array
 from pipelines.features.local import HEADER, LocalDescriptors, descriptor_vectors, unpack
 from pipelines.features.parallel import effective_n_jobs
+from pipelines.progress import progress, stage
 
 DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints")
 
@@ -134,28 +135,33 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
         step = self.chunk_images or max(n, 1)
         return [(a, min(a + step, n)) for a in range(0, n, step)]
 
-    def _map(self, fn: Callable[[int, int], Any], n: int) -> Iterator[tuple[int, int, Any]]:
-        """``(a, b, fn(a, b))`` for each chunk in order, on all cores; at most a few chunks in flight."""
+    def _map(self, fn: Callable[[int, int], Any], n: int, desc: str = "encode") -> Iterator[tuple[int, int, Any]]:
+        """``(a, b, fn(a, b))`` for each chunk in order, on all cores; at most a few chunks in flight; a bar
+        ``<producer> <desc>`` on a terminal (:mod:`pipelines.progress`)."""
         bounds = self._bounds(n)
         workers = min(effective_n_jobs(), len(bounds))
         prev = cv2.getNumThreads()
         cv2.setNumThreads(1)  # we parallelise over chunks; one BLAS thread per worker, for the same reason
+        bar = progress(desc=f"{self.producer} {desc}", total=len(bounds), unit="chunk")
         try:
             with threadpool_limits(limits=1, user_api="blas"):
                 if workers <= 1:
-                    for a, b in bounds:
-                        yield a, b, fn(a, b)
-                    return
-                run = Parallel(n_jobs=workers, backend="threading", return_as="generator",
-                               pre_dispatch="2*n_jobs")
-                yield from zip(*zip(*bounds), run(delayed(fn)(a, b) for a, b in bounds))
+                    results: Iterator[Any] = (fn(a, b) for a, b in bounds)
+                else:
+                    run = Parallel(n_jobs=workers, backend="threading", return_as="generator",
+                                   pre_dispatch="2*n_jobs")
+                    results = run(delayed(fn)(a, b) for a, b in bounds)
+                for (a, b), res in zip(bounds, results):
+                    bar.update()
+                    yield a, b, res
         finally:
+            bar.close()
             cv2.setNumThreads(prev)
 
     def iter_descriptors(self, X: Any) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(a, b, packed descriptors of X[a:b])`` chunk by chunk, in order, on all cores; never all at once."""
         X = check_images(X)
-        return self._map(lambda a, b: self._extract(X, a, b), len(X))
+        return self._map(lambda a, b: self._extract(X, a, b), len(X), "descriptors")
 
     def _extract(self, X: np.ndarray, a: int, b: int) -> np.ndarray:
         packed = self.descriptors()._chunk(X[a:b], a)
@@ -185,13 +191,15 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
             spill.save(a, packed)
             return self._sample(packed, a, b, quota)
 
-        rows = [r for _, _, r in self._map(task, len(X)) if len(r)]
+        chunks = self._map(task, len(X), f"{self.method} descriptors (vocabulary sample)")
+        rows = [r for _, _, r in chunks if len(r)]
         rows = np.concatenate(rows) if rows else np.empty((0, HEADER), np.uint8)
         if len(rows) > self.sample:
             rows = rows[np.sort(np.random.default_rng(self.seed).choice(len(rows), self.sample, replace=False))]
         self._spill, self._n_fit = spill, len(X)  # the transform of X that follows reads the spill
         try:
-            return pack_arrays(self._fit_model(rows))
+            with stage(f"{self.producer} fit on {len(rows):,} descriptors"):  # k-means, PCA + GMM …: one call
+                return pack_arrays(self._fit_model(rows))
         except BaseException:
             self._drop_spill()
             raise

@@ -14,7 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 from joblib import Parallel, delayed
-from tqdm import tqdm
+
+from pipelines.progress import progress
 
 
 def effective_n_jobs(n_jobs: int | None = None) -> int:
@@ -56,10 +57,9 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
         chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         results = Parallel(n_jobs=workers, backend=backend, return_as="generator")(
             delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b]) for a, b in chunks)
-        # tqdm(disable=None): a progress bar on a terminal only, silent in pipes and CI logs
+        # a progress bar on a terminal only, silent in pipes and CI logs (pipelines.progress)
         name = getattr(fn, "__qualname__", "features")
-        return list(tqdm(results, total=len(chunks), desc=f"extract {name}", unit="chunk", disable=None,
-                         leave=False))
+        return list(progress(results, f"extract {name}", total=len(chunks), unit="chunk"))
     finally:
         cv2.setNumThreads(prev)
 
