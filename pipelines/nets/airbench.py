@@ -58,6 +58,7 @@ def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width:
     widths = (width, 4 * width, 4 * width)
     whiten = nn.Conv2d(in_channels, 2 * in_channels * 4, kernel_size=2, padding=0, bias=True)
     whiten.weight.requires_grad = False  # set once from the data, never trained
+    nn.init.zeros_(whiten.bias)
     return nn.Sequential(
         whiten, nn.GELU(),
         conv_group(whiten.out_channels, widths[0]), conv_group(widths[0], widths[1]),
