@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench.errors import ConfigError, UserError
 
@@ -228,15 +229,8 @@ def _jobs(a: argparse.Namespace) -> list:
 def _cmd_run(a: argparse.Namespace) -> int:
     if not a.quiet:
         return _run_threads(a)
-    prev = os.environ.get("CVBENCH_PROGRESS")
-    os.environ["CVBENCH_PROGRESS"] = "0"  # --quiet: no progress bars either (pipelines.progress reads it)
-    try:
+    with mock.patch.dict(os.environ, {"CVBENCH_PROGRESS": "0"}):  # --quiet: no bars (pipelines.progress)
         return _run_threads(a)
-    finally:
-        if prev is None:
-            os.environ.pop("CVBENCH_PROGRESS", None)
-        else:
-            os.environ["CVBENCH_PROGRESS"] = prev
 
 
 def _run_threads(a: argparse.Namespace) -> int:
@@ -246,16 +240,9 @@ def _run_threads(a: argparse.Namespace) -> int:
         raise ConfigError(f"--threads {a.threads}: must be at least 1")
     from threadpoolctl import threadpool_limits
 
-    prev = os.environ.get("CVBENCH_THREADS")
-    os.environ["CVBENCH_THREADS"] = str(a.threads)  # read by the training loop, extraction and workers
-    try:
-        with threadpool_limits(a.threads):  # BLAS / OpenMP in this process
-            return _run(a)
-    finally:
-        if prev is None:
-            os.environ.pop("CVBENCH_THREADS", None)
-        else:
-            os.environ["CVBENCH_THREADS"] = prev
+    # CVBENCH_THREADS is read by the training loop, extraction and workers; restored afterwards
+    with mock.patch.dict(os.environ, {"CVBENCH_THREADS": str(a.threads)}), threadpool_limits(a.threads):
+        return _run(a)
 
 
 def _run(a: argparse.Namespace) -> int:

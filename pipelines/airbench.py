@@ -19,24 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipelines.augment import random_crop
 from pipelines.base import check_images
 from pipelines.nets import build_net
 from pipelines.nets.airbench import Norm, init_whitening
 from pipelines.params import Interval
 from pipelines.progress import progress
 from pipelines.training import TorchClassifier, channel_stats, resolve_bf16, seeded, to_tensor
-
-
-def _translate(x: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
-    """Random crops of the reflect-padded batch: every image moves by up to ``t`` px on each axis."""
-    n, c, h, w = x.shape
-    xp = F.pad(x, (t,) * 4, mode="reflect")
-    dy = torch.randint(0, 2 * t + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * t + 1, (n,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    return xp[torch.arange(n, device=x.device)[:, None, None, None],
-              torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
 class AirbenchClassifier(TorchClassifier):
@@ -172,7 +161,7 @@ class AirbenchClassifier(TorchClassifier):
                         flip = (flip_mask[idx] ^ bool(epoch % 2)).to(dev)
                         xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
                     if self.translate:
-                        xb = _translate(xb, self.translate, gen)
+                        xb = random_crop(xb, gen, self.translate, mode="reflect")
                         if self.channels_last:
                             xb = xb.contiguous(memory_format=torch.channels_last)
                     with self._autocast():

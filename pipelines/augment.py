@@ -27,11 +27,12 @@ def _rand(n: int, gen: torch.Generator, device: torch.device, lo: float = 0.0, h
     return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(device)
 
 
-def random_crop(x: torch.Tensor, gen: torch.Generator, pad: int | None = None) -> torch.Tensor:
-    """Random ``H×W`` crops of the zero-padded batch, gathered with one indexing op."""
+def random_crop(x: torch.Tensor, gen: torch.Generator, pad: int | None = None, mode: str = "constant") -> torch.Tensor:
+    """Random ``H×W`` crops of the padded batch (zeros, or ``mode="reflect"`` for float batches), gathered with
+    one indexing op: every image moves by up to ``pad`` px on each axis."""
     n, c, h, w = x.shape
     pad = pad if pad is not None else max(1, round(h / 8))
-    xp = F.pad(x, (pad, pad, pad, pad))
+    xp = F.pad(x, (pad, pad, pad, pad), mode=mode)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]

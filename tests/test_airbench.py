@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.airbench import _translate
+from pipelines.augment import random_crop
 from pipelines.nets import build_net
 from pipelines.nets.airbench import init_whitening
 from pipelines.registry import create
@@ -50,7 +50,7 @@ def test_whitening_layer_decorrelates_2x2_patches():
 def test_translate_moves_each_image_by_at_most_t_pixels_with_reflect_padding():
     x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
     gen = torch.Generator().manual_seed(0)
-    out = _translate(x, 2, gen)
+    out = random_crop(x, gen, 2, mode="reflect")
     xp = torch.nn.functional.pad(x, (2,) * 4, mode="reflect")
     for i in range(2):
         assert any(torch.equal(out[i], xp[i, :, dy:dy + 8, dx:dx + 8]) for dy in range(5) for dx in range(5))

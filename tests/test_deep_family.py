@@ -3,8 +3,6 @@ network, the deep suites (profiles, dataset override) and runs cut short by a ti
 
 from __future__ import annotations
 
-import urllib.error
-
 import numpy as np
 import pytest
 import torch
@@ -15,7 +13,6 @@ from pipelines import cache, transfer
 from pipelines.nets import build_net, list_nets
 from pipelines.registry import create, expand
 from pipelines.transfer import (
-    WeightsUnavailableError,
     imagenet_model,
     load_backbone,
     load_embedder,
@@ -41,23 +38,6 @@ def googlenet_file(tmp_path, monkeypatch):
     ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
     torch.save(ref.state_dict(), path)
     return ref
-
-
-def test_missing_googlenet_weights_offline_names_file_and_cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-
-    def offline(*a, **k):
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    url, path = torchvision_weights_file("googlenet")
-    assert path == tmp_path / "hub" / "checkpoints" / "googlenet-1378be20.pth"
-    with pytest.raises(WeightsUnavailableError) as e:
-        imagenet_model("googlenet")
-    msg = str(e.value)
-    assert "googlenet-1378be20.pth" in msg and str(tmp_path / "hub" / "checkpoints") in msg and url in msg
-    with pytest.raises(WeightsUnavailableError, match="downloading is disabled"):
-        imagenet_model("googlenet", download=False)
 
 
 def test_googlenet_loads_the_file_drops_aux_heads_and_embeds_1024_pooled_features(googlenet_file):

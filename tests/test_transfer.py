@@ -42,21 +42,22 @@ def test_packaged_efficientnet_lite0_classifies_real_photos():
     assert not (281 <= cat_r <= 285 and espresso_r == 967)
 
 
-def test_missing_torchvision_weights_offline_names_file_and_cache_dir(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,file", [("resnet18", "resnet18-f37072fd.pth"), ("googlenet", "googlenet-1378be20.pth")])
+def test_missing_torchvision_weights_offline_names_file_and_cache_dir(tmp_path, monkeypatch, name, file):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def offline(*a, **k):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    url, path = torchvision_weights_file("resnet18")
-    assert path == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    url, path = torchvision_weights_file(name)
+    assert path == tmp_path / "hub" / "checkpoints" / file
     with pytest.raises(WeightsUnavailableError) as e:
-        imagenet_model("resnet18")
+        imagenet_model(name)
     msg = str(e.value)
-    assert "resnet18-f37072fd.pth" in msg and str(tmp_path / "hub" / "checkpoints") in msg and url in msg
+    assert file in msg and str(tmp_path / "hub" / "checkpoints") in msg and url in msg
     with pytest.raises(WeightsUnavailableError, match="downloading is disabled"):
-        imagenet_model("resnet18", download=False)
+        imagenet_model(name, download=False)
 
 
 def test_torchvision_weights_are_read_from_the_hub_cache(tmp_path, monkeypatch):
