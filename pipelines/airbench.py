@@ -25,7 +25,15 @@ from pipelines.nets import build_net
 from pipelines.nets.airbench import Norm, init_whitening
 from pipelines.params import Interval
 from pipelines.progress import progress
-from pipelines.training import TorchClassifier, channel_stats, resolve_bf16, seeded, to_tensor
+from pipelines.training import (
+    TorchClassifier,
+    autocast_bf16,
+    channel_stats,
+    predict_logits,
+    resolve_bf16,
+    seeded,
+    to_tensor,
+)
 
 
 class AirbenchClassifier(TorchClassifier):
@@ -72,9 +80,6 @@ class AirbenchClassifier(TorchClassifier):
             self.fwd_ = self.model_
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _autocast(self):
-        return torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=self.bf16_)
-
     def prep_(self, xb: torch.Tensor) -> torch.Tensor:
         x = (xb.float() / 255.0 - self.mean_) / self.std_
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -95,7 +100,7 @@ class AirbenchClassifier(TorchClassifier):
         x = to_tensor(check_images(X), self.device_)
         self.model_.eval()
         outs = []
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast_bf16(self.device_, self.bf16_):
             for i in range(0, len(x), self.predict_batch_size):
                 outs.append(self._tta_logits(self.prep_(x[i:i + self.predict_batch_size])).float())
         return torch.cat(outs) if outs else torch.empty(0)
@@ -164,7 +169,7 @@ class AirbenchClassifier(TorchClassifier):
                         xb = random_crop(xb, gen, self.translate, mode="reflect")
                         if self.channels_last:
                             xb = xb.contiguous(memory_format=torch.channels_last)
-                    with self._autocast():
+                    with autocast_bf16(self.device_, self.bf16_):
                         loss = F.cross_entropy(self.fwd_(xb), ys[idx.to(ys.device)].to(dev),
                                                label_smoothing=self.label_smoothing, reduction="sum")
                     opt.zero_grad(set_to_none=True)
@@ -184,10 +189,7 @@ class AirbenchClassifier(TorchClassifier):
                        "epoch_time_s": dt, "img_per_s": seen / max(dt, 1e-9)}
                 if val is not None:
                     xv, yv = val
-                    self.model_.eval()
-                    with torch.inference_mode(), self._autocast():
-                        pred = torch.cat([self.fwd_(self.prep_(xv[j:j + 1000])).argmax(1).cpu()
-                                          for j in range(0, len(xv), 1000)])
+                    pred = predict_logits(self.fwd_, xv, self.prep_, dev, 1000, bf16=self.bf16_).argmax(1).cpu()
                     rec["val_accuracy"] = float((pred == yv.cpu()).float().mean())
                 history.append(rec)
                 if callback is not None:
