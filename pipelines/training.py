@@ -153,11 +153,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_bf16(precision: str, device: torch.device) -> bool:
-    """``precision`` ``bf16`` / ``fp32`` / ``auto`` (bf16 on CUDA and on CPUs with native bf16) → use bf16?"""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision {precision!r}: choose auto, bf16 or fp32")
-    if precision == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    """``precision`` → use bf16 autocast? ``bf16`` / ``fp32``; ``cuda-bf16``: bf16 on CUDA only (where native
+    bf16 does not pay on a CPU, e.g. depthwise convolutions' backward); ``auto``: bf16 on CUDA and on CPUs
+    with native bf16."""
+    if precision not in ("auto", "cuda-bf16", "bf16", "fp32"):
+        raise ValueError(f"precision {precision!r}: choose auto, cuda-bf16, bf16 or fp32")
+    if precision in ("auto", "cuda-bf16"):
+        return device.type == "cuda" or (precision == "auto" and device.type == "cpu" and cpu_has_native_bf16())
     return precision == "bf16"
 
 

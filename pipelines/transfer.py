@@ -361,7 +361,7 @@ class FineTuneClassifier(TorchClassifier):
                  lr: float = 1e-3, backbone_lr_mult: float = 0.1, unfreeze_from: str | None = None,
                  schedule: str = "onecycle", weight_decay: float = 0.05, label_smoothing: float = 0.1,
                  augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
-                 time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "fp32",
+                 time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "cuda-bf16",
                  channels_last: bool = True, compile: bool = False, device: str = "auto", seed: int = 0):
         self.backbone = backbone
         self.resolution = resolution

@@ -105,3 +105,19 @@ def test_catalogue_recipes_accept_the_harness_hflip_flag(digits_split):
     assert clf.fit_info_["epochs_run"] == 1
     with pytest.raises(ValueError, match="augment=.wild. is not allowed"):
         create("mlp", epochs=1, augment="wild").fit(d.X_train, d.y_train)
+
+
+def test_precision_choices_resolve_per_device():
+    import torch
+
+    from pipelines.registry import create
+    from pipelines.training import cpu_has_native_bf16, resolve_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    # a fine-tune's default keeps bf16 autocast on a GPU (as before the option existed) and fp32 on a CPU
+    assert create("efficientnet_lite0-finetune").precision == "cuda-bf16"
+    assert resolve_bf16("cuda-bf16", cuda) and not resolve_bf16("cuda-bf16", cpu)
+    assert resolve_bf16("auto", cuda) and resolve_bf16("auto", cpu) == cpu_has_native_bf16()
+    assert resolve_bf16("bf16", cpu) and not resolve_bf16("fp32", cuda)
+    with pytest.raises(ValueError, match="choose auto, cuda-bf16, bf16 or fp32"):
+        resolve_bf16("fp16", cpu)

@@ -64,7 +64,7 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
                 unfreeze_from: str | None = None, schedule: str = "onecycle", weight_decay: float = 0.05,
                 label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
                 patience: int | None = None, time_budget_s: float | None = None, freeze_bn: bool = False,
-                precision: str = "fp32", channels_last: bool = True, compile: bool = False,
+                precision: str = "cuda-bf16", channels_last: bool = True, compile: bool = False,
                 device: str = "auto", seed: int = 0) -> FineTuneClassifier:
         # every argument by name: `locals()` would not hold the closure's `backbone` (it is not used in the
         # body), and each fine-tune pipeline silently trained efficientnet_lite0
