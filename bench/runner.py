@@ -253,12 +253,18 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
             y_pred = np.asarray(est.predict(data.X_test))
         fit_peak = max(mem_fit.peak_mb + charged_fit.residue_mb, charged_fit.peak_mb)
         pred_peak = max(mem_pred.peak_mb + charged_pred.residue_mb, charged_pred.peak_mb)
+        # the same footprint in malloc-allocated bytes: the allocator's retention left out, so order-independent
+        alloc = {f"{part}_peak_alloc_mb": max(m.alloc_peak_mb, c.alloc_peak_mb) for part, m, c in (
+            ("fit", mem_fit, charged_fit), ("predict", mem_pred, charged_pred)) if m.alloc_peak_mb is not None}
+        if alloc:
+            alloc["peak_alloc_mb"] = max(alloc.values())
         metrics = {
             "test_accuracy": accuracy_score(data.y_test, y_pred),
             "test_balanced_accuracy": balanced_accuracy_score(data.y_test, y_pred),  # mean per-class accuracy
             "test_macro_f1": f1_score(data.y_test, y_pred, average="macro", zero_division=0),
             **_cost_metrics(est, info, t_fit.seconds, t_pred.seconds, len(y_pred)),
             "fit_peak_rss_mb": fit_peak, "predict_peak_rss_mb": pred_peak, "peak_rss_mb": max(fit_peak, pred_peak),
+            **alloc,
             "model_size_mb": model_size_mb(est),
             # the dataset's own load time (decode or cache read), even when the grid loaded it once for many jobs
             "load_time_s": data.meta.get("load_time_s", t_load.seconds),

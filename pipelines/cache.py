@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.memory import PeakRSS, process_rss, release_memory
+from pipelines.memory import PeakRSS, allocated_bytes, process_rss, release_memory
 
 _cache_dir: Path | None = None
 
@@ -114,12 +114,16 @@ class Charge:
 
     def __init__(self) -> None:
         self.start_bytes = process_rss()
-        self.peak_mb = self.residue_mb = 0.0
+        self.alloc_start = allocated_bytes()
+        self.peak_mb = self.residue_mb = self.alloc_peak_mb = 0.0
 
-    def hit(self, entry_peak_mb: float, entry_residue_mb: float) -> None:
+    def hit(self, entry_peak_mb: float, entry_residue_mb: float, entry_alloc_peak_mb: float | None = None) -> None:
         held_mb = max(0, process_rss() - self.start_bytes) / 2**20
         self.peak_mb = max(self.peak_mb, held_mb + entry_peak_mb)
         self.residue_mb += entry_residue_mb
+        if entry_alloc_peak_mb is not None and self.alloc_start is not None:  # same, in malloc-allocated bytes
+            held = max(0, (allocated_bytes() or 0) - self.alloc_start) / 2**20
+            self.alloc_peak_mb = max(self.alloc_peak_mb, held + entry_alloc_peak_mb)
 
 
 _charges: list[Charge] = []
@@ -152,8 +156,9 @@ def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
             info = json.loads(meta.read_text())
             compute_s, peak_mb = float(info["compute_time_s"]), float(info["compute_peak_mb"])
             residue_mb = float(info["compute_residue_mb"])
+            alloc_mb = info.get("compute_alloc_peak_mb")
             for charge in _charges:  # before the load: what was held when the computation would have started
-                charge.hit(peak_mb, residue_mb)
+                charge.hit(peak_mb, residue_mb, None if alloc_mb is None else float(alloc_mb))
             return CacheResult(np.load(path, allow_pickle=False), True, compute_s)
         except (ValueError, OSError, KeyError, EOFError):
             pass  # unreadable entry, or one that predates the recorded peak: recompute and overwrite it
@@ -167,5 +172,6 @@ def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
     atomic_save_npy(path, value)
     atomic_write_text(meta, json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
                                         "compute_peak_mb": mem.peak_mb, "compute_residue_mb": residue_mb,
+                                        "compute_alloc_peak_mb": mem.alloc_peak_mb,
                                         "shape": list(np.shape(value))}, default=str))
     return CacheResult(value, False, dt)

@@ -214,6 +214,46 @@ def test_peak_memory_catches_a_transient_between_samples_and_nests():
     assert outer.peak_mb > 120 and 25 < inner.peak_mb < 120, (outer.peak_mb, inner.peak_mb)
 
 
+@pytest.mark.skipif(__import__("pipelines.memory", fromlist=["x"]).allocated_bytes() is None,
+                    reason="no mallinfo2 (not glibc >= 2.33)")
+def test_allocated_peak_does_not_depend_on_what_the_allocator_kept():
+    """The same block (500 arrays of 100 KiB held at once) gets the same allocated peak in a fresh heap and in one
+    riddled with freed holes that an earlier 'job' left resident (where the block's RSS barely grows)."""
+    from bench.measure import PeakRSS, release_memory
+
+    def block() -> float:
+        with PeakRSS(interval_s=60) as m:
+            held = [np.ones(12_800) for _ in range(500)]
+            time.sleep(0.05)  # sampled every 5 ms: a peak that lasts less may be missed (see PeakRSS)
+            del held
+        assert m.alloc_peak_mb is not None
+        return m.alloc_peak_mb
+
+    release_memory()
+    fresh = block()
+    earlier = [np.ones(12_800) for _ in range(1000)]
+    del earlier[::2]  # 500 freed 100-KiB holes, kept resident by the allocator
+    riddled = block()
+    del earlier
+    assert fresh == pytest.approx(500 * 12_800 * 8 / 2**20, rel=0.05)
+    assert riddled == pytest.approx(fresh, rel=0.05)
+
+
+def test_allocated_peak_is_sampled_above_the_start():
+    from bench.measure import PeakRSS
+
+    samples = iter([700 * 2**20, 760 * 2**20, 720 * 2**20])
+    last = [700 * 2**20]
+
+    def allocated() -> int:
+        last[0] = next(samples, last[0])
+        return last[0]
+
+    with PeakRSS(interval_s=60, allocated=allocated, alloc_interval_s=0.001) as m:
+        time.sleep(0.05)
+    assert m.alloc_peak_mb == pytest.approx(60.0)
+
+
 def test_backbone_features_build_their_network_once(monkeypatch):
     """Batch-1 latency must not pay a model copy (or a compilation) per call."""
     from pipelines import transfer

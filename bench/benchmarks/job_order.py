@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 COLUMNS = ["test_accuracy", "fit_time_s", "feature_time_s", "train_time_s", "predict_time_s",
-           "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb"]
+           "inference_img_per_s", "latency_ms_per_img", "peak_alloc_mb", "peak_rss_mb"]
 DEFAULT_BEFORE = ["pixels-knn", "pixels-logreg", "hog-logreg", "colorhist-chi2svm", "lenet5"]
 
 

@@ -8,7 +8,7 @@ ID_COLUMNS = ["dataset", "pipeline", "family", "features", "classifier", "seed"]
 METRIC_COLUMNS = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "val_accuracy", "feature_time_s",
                   "train_time_s", "fit_time_s", "predict_feature_time_s", "predict_classifier_time_s",
                   "predict_time_s", "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb", "fit_peak_rss_mb",
-                  "predict_peak_rss_mb", "model_size_mb", "n_params", "epochs_run"]
+                  "predict_peak_rss_mb", "peak_alloc_mb", "fit_peak_alloc_mb", "predict_peak_alloc_mb", "model_size_mb", "n_params", "epochs_run"]
 EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "n_channels", "split_hash", "features_cached", "tuned", "budget_stopped",
                  "concurrency", "hardware", "git_commit", "code_version", "run_id", "start_time"]
 
