@@ -20,6 +20,7 @@ import tempfile
 COLUMNS = ["test_accuracy", "fit_time_s", "feature_time_s", "train_time_s", "predict_time_s",
            "inference_img_per_s", "latency_ms_per_img", "peak_alloc_mb", "peak_rss_mb"]
 DEFAULT_BEFORE = ["pixels-knn", "pixels-logreg", "hog-logreg", "colorhist-chi2svm", "lenet5"]
+SPARE = ["pixels-ridge", "hog-ridge"]  # stand in for the job itself when it is one of the defaults
 
 
 def _child(dataset: str, jobs: list[str], params: dict) -> None:
@@ -52,9 +53,11 @@ def main() -> None:
         _child(a.child[0], json.loads(a.child[1]), json.loads(a.child[2]))
         return
     params = {"lenet5": {"epochs": 1}, "cnn-small": {"epochs": 2}, "efficientnet_lite0-features-logreg": {"resolution": 64}}
+    before = [b for b in a.before if b != a.job]  # the job itself would be the same run (same identity)
+    before += [s for s in SPARE if s != a.job][:len(a.before) - len(before)]
     first = _arm(a.dataset, [a.job], params)
-    after = _arm(a.dataset, [*a.before, a.job], params)
-    print(f"{a.job} on {a.dataset}: first in a fresh process vs after {', '.join(a.before)}")
+    after = _arm(a.dataset, [*before, a.job], params)
+    print(f"{a.job} on {a.dataset}: first in a fresh process vs after {', '.join(before)}")
     print(f"{'metric':22s} {'first':>12s} {'after':>12s} {'after/first':>12s}")
     for k in COLUMNS:
         x, y = first.get(k), after.get(k)
