@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.runner import Job, run_grid
-from pipelines.catalogue.classical import COMBOS, FEATURES, UNAVAILABLE
+from pipelines.catalogue.classical import FEATURES, UNAVAILABLE, combos
 from pipelines.classifiers import TunedFeatureClassifier
 from pipelines.registry import create, get_spec, list_pipelines
 
@@ -13,7 +13,7 @@ QUIET = {"log": lambda *_: None}
 
 
 def test_every_combination_is_registered():
-    for feature, classifiers in COMBOS.items():
+    for feature, classifiers in combos().items():
         for clf in classifiers:
             spec = get_spec(f"{feature}-{clf}")
             assert (spec.family, spec.features, spec.classifier) == ("classical", feature, clf)
