@@ -1,7 +1,7 @@
 """Classical recipes: hand-crafted features → classical classifier, tuned on the validation split.
 
 Every pipeline is named ``<feature>-<classifier>``: one for each feature in ``FEATURES`` (what each feature is,
-its kind and its default configuration) and each classifier registered in ``pipelines.classifiers`` that suits
+its kind and the recipe's values where they differ from its class's defaults) and each classifier registered in ``pipelines.classifiers`` that suits
 the feature's kind (``register_classifier(..., suits=...)``; ``combos()`` lists them). For example
 ``hog-linsvm`` is HOG (``FEATURES["hog"]``) → standardised linear SVM
 (``pipelines.classifiers`` documents every classifier and its validation grid), ``sift-bovw-rbfsvm`` is
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import classifiers
@@ -45,7 +46,7 @@ from pipelines.classifiers import (
 from pipelines.features.bovw import BoVWFeatures, surf_unavailable_reason
 from pipelines.features.colorhist import ColorHistFeatures
 from pipelines.features.concat import ConcatFeatures
-from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures, sift_size
+from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures
 from pipelines.features.hog import HOGFeatures
 from pipelines.features.lbp import LBPFeatures
 from pipelines.features.pixels import PixelFeatures
@@ -58,41 +59,51 @@ def _hogcolor(cell: int | None = None, orientations: int = 9, bins: int = 8, gri
                            ColorHistFeatures(bins=bins, space="rgb+hsv", grid=grid, sqrt=True)])
 
 
-_BOVW_DENSE = {"detector": "both", "step": 4, "sizes": (6.0, 12.0), "min_size": 32, "max_keypoints": 100}
-# 16×16-px SIFT patches (4-px bins, as Lazebnik et al. 2006) every 4 px: OpenCV sizes scale the patch
-_DENSE_SIFT = {"detector": "dense", "step": 4, "sizes": (sift_size(4),), "min_size": 64, "max_keypoints": 100}
-_BOVW_UPSCALED = {"detector": "both", "step": 8, "sizes": (16.0,), "min_size": 64, "max_keypoints": 100}
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature of the catalogue. Its pipeline parameters are the builder's constructor arguments, at the
+    builder's own defaults except ``recipe`` (this catalogue's configuration); ``seed`` is the pipeline's, and
+    arguments that do not change the features (the class's ``cache_exclude``) or are ``hidden`` stay at their
+    default. ``kind`` (``pipelines.classifiers.FEATURE_KINDS``) says which classifiers it is offered with;
+    ``"histogram"`` also turns on the kernel SVMs' χ² map."""
 
-# feature name -> (builder, default parameters, kind, one-line description). The kind (see
-# pipelines.classifiers.FEATURE_KINDS) says which classifiers it is offered with; "histogram" also turns on the
-# χ² map of the kernel SVMs.
-FEATURES: dict[str, tuple[Callable[..., Any], dict[str, Any], str, str]] = {
-    "pixels": (PixelFeatures, {"size": None, "grayscale": False}, "vector", "Raw pixels"),
-    "colorhist": (ColorHistFeatures, {"bins": 8, "space": "rgb+hsv", "gray_bins": 32, "grid": 1}, "histogram",
-                  "RGB+HSV colour histograms"),
-    "hog": (HOGFeatures, {"cell": None, "block_cells": 2, "orientations": 9, "signed": False,
-                          "grayscale": False}, "vector", "HOG (OpenCV)"),
-    "hogcolor": (_hogcolor, {"cell": None, "orientations": 9, "bins": 8, "grid": 2}, "vector",
-                 "HOG + colour histograms"),
-    "lbp": (LBPFeatures, {"radii": (1, 2), "grid": 2}, "histogram", "Uniform LBP histograms"),
-    "sift-bovw": (BoVWFeatures, {"method": "sift", **_BOVW_DENSE, "vocab_size": 512, "encoding": "hellinger",
-                                 "pyramid": (1, 2), "sample": 200_000}, "bovw", "SIFT bag of visual words"),
-    "orb-bovw": (BoVWFeatures, {"method": "orb", **_BOVW_UPSCALED, "vocab_size": 512,
-                                "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, "bovw",
-                 "ORB bag of visual words"),
-    "akaze-bovw": (BoVWFeatures, {"method": "akaze", **_BOVW_UPSCALED, "vocab_size": 512,
-                                  "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, "bovw",
-                   "AKAZE bag of visual words"),
-    "surf-bovw": (BoVWFeatures, {"method": "surf", **_BOVW_UPSCALED, "vocab_size": 512,
-                                 "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, "bovw",
-                  "SURF bag of visual words"),
-    "tiny": (TinyImageFeatures, {"size": 16, "grayscale": True}, "vector", "Tiny images (16×16, zero mean, unit norm)"),
-    "sift-fv": (FisherVectorFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
-                                       "spatial_xy": True, "n_gaussians": 256, "pyramid": (1,), "power": 0.5, "sample": 100_000},
-                "encoding", "Dense SIFT Fisher vectors"),
-    "sift-vlad": (VLADFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
-                                 "n_clusters": 128, "pyramid": (1,), "power": 1.0, "sample": 100_000},
-                  "encoding", "Dense SIFT VLAD (intra-normalised)"),
+    builder: Callable[..., Any]
+    kind: str
+    description: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    hidden: tuple[str, ...] = ()  # e.g. a name a classifier's parameter also uses
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The feature's parameters and their defaults, in the constructor's order."""
+        skip = {"seed", *self.hidden, *getattr(self.builder, "cache_exclude", ())}
+        out = {k: p.default for k, p in inspect.signature(self.builder).parameters.items()
+               if p.default is not inspect.Parameter.empty and k not in skip}
+        unknown = set(self.recipe) - set(out)
+        if unknown:
+            raise ValueError(f"{self.builder.__name__} has no parameter(s) {sorted(unknown)}")
+        return {**out, **self.recipe}
+
+
+# bag of words: SIFT every 4 px at two sizes on images of at least 32 px; ORB, AKAZE and SURF at the class's
+# step on images of at least 64 px, one keypoint size
+_UPSCALED = {"sizes": (16.0,)}
+
+FEATURES: dict[str, FeatureSpec] = {
+    "pixels": FeatureSpec(PixelFeatures, "vector", "Raw pixels"),
+    "colorhist": FeatureSpec(ColorHistFeatures, "histogram", "RGB+HSV colour histograms", {"space": "rgb+hsv"}),
+    "hog": FeatureSpec(HOGFeatures, "vector", "HOG (OpenCV)"),
+    "hogcolor": FeatureSpec(_hogcolor, "vector", "HOG + colour histograms"),
+    "lbp": FeatureSpec(LBPFeatures, "histogram", "Uniform LBP histograms"),
+    "sift-bovw": FeatureSpec(BoVWFeatures, "bovw", "SIFT bag of visual words",
+                             {"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32}),
+    "orb-bovw": FeatureSpec(BoVWFeatures, "bovw", "ORB bag of visual words", {"method": "orb", **_UPSCALED}),
+    "akaze-bovw": FeatureSpec(BoVWFeatures, "bovw", "AKAZE bag of visual words", {"method": "akaze", **_UPSCALED}),
+    "surf-bovw": FeatureSpec(BoVWFeatures, "bovw", "SURF bag of visual words", {"method": "surf", **_UPSCALED}),
+    "tiny": FeatureSpec(TinyImageFeatures, "vector", "Tiny images (16×16, zero mean, unit norm)"),
+    # the GMM's max_iter stays at its default: logreg, linsvm and chi2svm have a max_iter of their own
+    "sift-fv": FeatureSpec(FisherVectorFeatures, "encoding", "Dense SIFT Fisher vectors", hidden=("max_iter",)),
+    "sift-vlad": FeatureSpec(VLADFeatures, "encoding", "Dense SIFT VLAD (intra-normalised)"),
 }
 
 UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
@@ -100,29 +111,33 @@ UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailabl
 
 def combos() -> dict[str, tuple[str, ...]]:
     """Feature name -> the registered classifiers it is offered with (one pipeline each)."""
-    return {f: tuple(c for c, spec in classifiers.CLASSIFIERS.items() if spec.suits_feature(f, FEATURES[f][2]))
+    return {f: tuple(c for c, spec in classifiers.CLASSIFIERS.items() if spec.suits_feature(f, FEATURES[f].kind))
             for f in FEATURES}
 
 
 def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifier:
     """The estimator for ``<feature>-<classifier>`` with ``params`` (feature's, classifier's, tuning)."""
-    builder, fdefaults, kind, _ = FEATURES[feature]
+    fspec = FEATURES[feature]
+    builder = fspec.builder
     cdefaults = classifiers.get_classifier(classifier).defaults
-    fkw = {k: params[k] for k in fdefaults}
+    fkw = {k: params[k] for k in fspec.defaults}
     bovw = isinstance(builder, type) and issubclass(builder, DescriptorEncoding)
     if bovw:
         fkw["seed"] = params["seed"]
     ckw = {k: params[k] for k in cdefaults}
     # Hellinger bag-of-words, Fisher and VLAD vectors are normalised already: linear models use them unstandardised
-    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"], histogram=kind == "histogram",
+    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"], histogram=fspec.kind == "histogram",
                                 standardise=not bovw, **ckw)
     return TunedFeatureClassifier(builder(**fkw), clf, grid, tune_max_train=params["tune_max_train"],
                                   seed=params["seed"])
 
 
 def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureClassifier]:
-    fdefaults = dict(FEATURES[feature][1])
+    fdefaults = FEATURES[feature].defaults
     fdefaults.update({k: v for k, v in clf.feature_params.items() if k in fdefaults})  # e.g. chi2svm: L1 words
+    clash = set(fdefaults) & {*clf.defaults, "tune", "tune_max_train", "seed"}
+    if clash:
+        raise ValueError(f"{feature}-{clf.name}: feature and classifier both have parameter(s) {sorted(clash)}")
     defaults = {**fdefaults, **clf.defaults, "tune": True, "tune_max_train": clf.tune_max_train, "seed": 0}
     classifier = clf.name
     fallbacks = clf.fallbacks
@@ -141,14 +156,14 @@ def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureCla
         [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v, annotation=annotation(k, v))
          for k, v in defaults.items()])
     factory.__name__ = f"{feature}_{classifier}".replace("-", "_")
-    factory.__doc__ = f"{FEATURES[feature][3]} → {clf.description}."
+    factory.__doc__ = f"{FEATURES[feature].description} → {clf.description}."
     return factory
 
 
 def _register_pipelines(clf: ClassifierSpec) -> None:
     """Register ``<feature>-<clf>`` for every feature the classifier suits (run for each registered classifier)."""
-    for feature, (_, _, kind, _) in FEATURES.items():
-        if clf.suits_feature(feature, kind):
+    for feature, fspec in FEATURES.items():
+        if clf.suits_feature(feature, fspec.kind):
             reason = UNAVAILABLE[feature]() if feature in UNAVAILABLE else None
             register(f"{feature}-{clf.name}", family="classical", features=feature, classifier=clf.name,
                      unavailable_reason=reason)(_factory(feature, clf))
