@@ -126,8 +126,8 @@ def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifie
         fkw["seed"] = params["seed"]
     ckw = {k: params[k] for k in cdefaults}
     # Hellinger bag-of-words, Fisher and VLAD vectors are normalised already: linear models use them unstandardised
-    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"], histogram=fspec.kind == "histogram",
-                                standardise=not bovw, **ckw)
+    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"],
+                                histogram=fspec.kind == "histogram", standardise=not bovw, **ckw)
     return TunedFeatureClassifier(builder(**fkw), clf, grid, tune_max_train=params["tune_max_train"],
                                   seed=params["seed"])
 
