@@ -31,11 +31,19 @@ validation once it was offered).
 ``gamma_scale`` multiplies scikit-learn's ``gamma="scale"`` (``1 / (n_features · Var(X))``), so one grid
 fits every feature type. Expensive grids (SVMs, logistic regression) are searched on a seeded stratified
 subset of at most ``tune_max_train`` training images; the chosen values are then refitted on all of them.
+
+Each classifier is one :func:`register_classifier` entry below, beside the function that builds it: its
+parameters (the function's keyword defaults), grid, tuned parameters, subsample cap, description and the feature
+kinds it is offered with. ``make_classifier`` and the classical catalogue (one ``<feature>-<classifier>``
+pipeline per suited feature) read nothing else.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,12 +60,6 @@ from pipelines.base import FeatureClassifier, ImageFeatures, check_images
 from pipelines.features.concat import ConcatFeatures
 from pipelines.intersection import IntersectionSVM
 from pipelines.progress import progress
-
-CLASSIFIERS = ("knn", "logreg", "ridge", "linsvm", "rbfsvm", "chi2svm", "hiksvm")
-
-# Default size of the training subset the grid is searched on, per classifier (None: the whole split).
-TUNE_MAX_TRAIN = {"knn": None, "logreg": 10_000, "ridge": None, "linsvm": 10_000, "rbfsvm": 5_000,
-                  "chi2svm": 10_000, "hiksvm": 5_000}
 
 
 class LinearSVM(ClassifierMixin, BaseEstimator):
@@ -163,69 +165,183 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         return self.model_.predict(self._map(np.asarray(X, dtype=np.float32)))
 
 
-# classifier -> {tuned parameter: (estimator parameter it sets, value when not tuned)}: a tuned parameter left at
-# None is searched over the grid on validation (its value here when there is no validation split); a value the
-# user gives fixes it, and it is left out of the grid.
-TUNED: dict[str, dict[str, tuple[str, float]]] = {
-    "knn": {"k": ("n_neighbors", 3)},
-    "logreg": {"C": ("logisticregression__C", 0.1)},
-    "ridge": {"alpha": ("ridgeclassifier__alpha", 10.0)},
-    "linsvm": {"C": ("linearsvm__C", 0.01)},
-    "rbfsvm": {"C": ("C", 10.0), "gamma_scale": ("gamma_scale", 1.0)},
-    "chi2svm": {"C": ("linearsvm__C", 1.0)},
-    "hiksvm": {"C": ("C", 10.0)},
-}
+FEATURE_KINDS = ("vector", "histogram", "bovw", "encoding")
+"""What a classifier can suit (``suits``): generic vectors (pixels, HOG), non-negative histograms (colour, LBP),
+bag-of-words histograms, and high-dimensional normalised encodings (Fisher vectors, VLAD); or a feature's name."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a classifier factory is told besides its own parameters."""
+
+    seed: int = 0
+    n_jobs: int = -1
+    histogram: bool = False  # non-negative histogram features: kernels apply the χ² map first
+    standardise: bool = True  # False: features are normalised vectors already (no scaler before linear models)
+
+    def scaled(self, est: Any) -> Any:
+        """``est`` after a ``StandardScaler``, or alone in a one-step pipeline when not standardising."""
+        return make_pipeline(StandardScaler(), est) if self.standardise else make_pipeline(est)
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """Everything about one classifier: one :func:`register_classifier` entry.
+
+    ``factory(ctx, **params)`` builds the unfitted estimator; its keyword defaults are the classifier's
+    parameters. ``tuned`` maps the parameters searched on validation to their ``grid`` key (their factory
+    default is the value used when there is nothing to search); ``unscaled_grid`` replaces ``grid`` for
+    unstandardised features. ``feature_params`` are feature defaults this classifier wants wherever the feature
+    has them.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    grid: dict[str, list]
+    tuned: dict[str, str]
+    tune_max_train: int | None
+    description: str
+    suits: tuple[str, ...]
+    unscaled_grid: dict[str, list] | None = None
+    feature_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fallbacks(self) -> dict[str, Any]:
+        """Every parameter's factory default (a tuned one's value when it is not searched)."""
+        params = list(inspect.signature(self.factory).parameters.values())[1:]  # after ctx
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The parameters as a pipeline shows them: tuned ones ``None`` (searched on validation)."""
+        return {k: None if k in self.tuned else v for k, v in self.fallbacks.items()}
+
+    def suits_feature(self, feature: str, kind: str) -> bool:
+        """Whether this classifier is offered with ``feature`` (of kind ``kind``)."""
+        return "*" in self.suits or kind in self.suits or feature in self.suits
+
+
+CLASSIFIERS: dict[str, ClassifierSpec] = {}
+_LISTENERS: list[Callable[[ClassifierSpec], None]] = []
+
+
+def register_classifier(name: str, *, grid: dict[str, list], tuned: dict[str, str] | None = None,
+                        tune_max_train: int | None = None, suits: tuple[str, ...] = ("*",),
+                        unscaled_grid: dict[str, list] | None = None, feature_params: dict[str, Any] | None = None,
+                        description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``factory(ctx: BuildContext, **params) -> estimator`` as classifier ``name``.
+
+    ``suits``: feature kinds (:data:`FEATURE_KINDS`) or feature names it is offered with, ``"*"`` for all; the
+    classical catalogue then registers ``<feature>-<name>`` for each. ``description`` defaults to the
+    factory's docstring (first paragraph).
+    """
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if name in CLASSIFIERS:
+            raise ValueError(f"classifier {name!r} is already registered")
+        doc = (inspect.getdoc(factory) or "").split("\n\n")[0]
+        spec = ClassifierSpec(name=name, factory=factory, grid=dict(grid), tuned=dict(tuned or {}),
+                              tune_max_train=tune_max_train, description=description or " ".join(doc.split()),
+                              suits=tuple(suits), unscaled_grid=unscaled_grid,
+                              feature_params=dict(feature_params or {}))
+        missing = set(spec.tuned) - set(spec.fallbacks)
+        if missing or not set(spec.tuned.values()) <= set(grid):
+            raise ValueError(f"classifier {name!r}: tuned parameters need a factory default and a grid key")
+        CLASSIFIERS[name] = spec
+        for listener in _LISTENERS:
+            listener(spec)
+        return factory
+
+    return deco
+
+
+def on_register_classifier(listener: Callable[[ClassifierSpec], None]) -> None:
+    """Call ``listener(spec)`` for every classifier registered so far and every one registered later."""
+    _LISTENERS.append(listener)
+    for spec in list(CLASSIFIERS.values()):
+        listener(spec)
+
+
+def get_classifier(name: str) -> ClassifierSpec:
+    """The spec registered as ``name``; ``ValueError`` naming the choices otherwise."""
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {name!r}; choose from {tuple(CLASSIFIERS)}")
+    return CLASSIFIERS[name]
+
+
+@register_classifier("knn", grid={"n_neighbors": [1, 3, 5, 7, 9]}, tuned={"k": "n_neighbors"})
+def _knn(ctx: BuildContext, k: int = 3, metric: str = "euclidean") -> KNeighborsClassifier:
+    """k-nearest neighbours, Euclidean or manhattan (L1) (k tuned)"""
+    return KNeighborsClassifier(n_neighbors=k, algorithm="brute", n_jobs=ctx.n_jobs, metric=metric)
+
+
+@register_classifier("logreg", grid={"logisticregression__C": [0.01, 0.1, 1.0]},
+                     unscaled_grid={"logisticregression__C": [0.1, 1.0, 10.0]},
+                     tuned={"C": "logisticregression__C"}, tune_max_train=10_000)
+def _logreg(ctx: BuildContext, C: float = 0.1, max_iter: int = 200) -> Any:
+    """standardised multinomial logistic regression (C tuned)"""
+    return ctx.scaled(LogisticRegression(C=C, max_iter=max_iter, random_state=ctx.seed))
+
+
+@register_classifier("ridge", grid={"ridgeclassifier__alpha": [1.0, 10.0, 100.0, 1000.0]},
+                     unscaled_grid={"ridgeclassifier__alpha": [0.1, 1.0, 10.0, 100.0]},
+                     tuned={"alpha": "ridgeclassifier__alpha"})
+def _ridge(ctx: BuildContext, alpha: float = 10.0) -> Any:
+    """standardised RidgeClassifier, linear regression (alpha tuned)"""
+    return ctx.scaled(RidgeClassifier(alpha=alpha))
+
+
+@register_classifier("linsvm", grid={"linearsvm__C": [0.001, 0.01, 0.1]},
+                     unscaled_grid={"linearsvm__C": [0.01, 0.1, 1.0, 10.0]}, tuned={"C": "linearsvm__C"},
+                     tune_max_train=10_000)
+def _linsvm(ctx: BuildContext, C: float = 0.01, max_iter: int = 300) -> Any:
+    """standardised linear SVM (C tuned)"""
+    return ctx.scaled(LinearSVM(C=C, max_iter=max_iter))
+
+
+@register_classifier("rbfsvm", grid={"C": [1.0, 10.0], "gamma_scale": [1.0, 2.0, 4.0]},
+                     tuned={"C": "C", "gamma_scale": "gamma_scale"}, tune_max_train=5_000,
+                     suits=("vector", "histogram", "bovw"))  # not the encodings' tens of thousands of dimensions
+def _rbfsvm(ctx: BuildContext, C: float = 10.0, gamma_scale: float = 1.0, exact_max_n: int = 10_000,
+            n_components: int = 3000) -> KernelSVM:
+    """RBF SVM, exact up to 10k images else Nyström (C, gamma tuned)"""
+    return KernelSVM(C=C, gamma_scale=gamma_scale, chi2_map=ctx.histogram, exact_max_n=exact_max_n,
+                     n_components=n_components, seed=ctx.seed)
+
+
+# the χ² map and the intersection want plain frequencies, not square roots: bag of words is L1-encoded for them
+@register_classifier("chi2svm", grid={"linearsvm__C": [0.1, 1.0, 10.0]}, suits=("histogram", "bovw"),
+                     feature_params={"encoding": "l1"}, tuned={"C": "linearsvm__C"}, tune_max_train=10_000)
+def _chi2svm(ctx: BuildContext, C: float = 1.0, max_iter: int = 300) -> Any:
+    """additive chi2 map + linear SVM (C tuned)"""
+    return make_pipeline(AdditiveChi2Sampler(sample_steps=2), LinearSVM(C=C, max_iter=max_iter))
+
+
+@register_classifier("hiksvm", grid={"C": [1.0, 10.0, 100.0]}, tuned={"C": "C"}, tune_max_train=5_000,
+                     suits=("sift-bovw",), feature_params={"encoding": "l1"})
+def _hiksvm(ctx: BuildContext, C: float = 10.0, exact_max_n: int = 5_000, max_iter: int = 300) -> IntersectionSVM:
+    """histogram-intersection kernel SVM, exact up to 5k images else additive chi2 map + linear SVM
+    (C tuned)"""
+    return IntersectionSVM(C=C, exact_max_n=exact_max_n, linear=LinearSVM(max_iter=max_iter))
 
 
 def make_classifier(name: str, *, seed: int = 0, tune: bool = True, n_jobs: int = -1, histogram: bool = False,
                     standardise: bool = True, **params: Any) -> tuple[Any, dict[str, list] | None]:
     """Estimator and validation grid for classifier ``name`` (see ``CLASSIFIERS`` and the table above).
 
-    ``params`` set the untuned values (``max_iter``, ``exact_max_n``, ``n_components``, the k-NN ``metric``:
-    ``euclidean`` or ``manhattan``) and may fix tuned
-    ones (``k``, ``C``, ``alpha``, ``gamma_scale``, see ``TUNED``): a fixed value is used as given and left
-    out of the grid; ``None`` (or absent) means tuned, with the estimator built at ``TUNED``'s fallback value.
-    ``histogram`` marks non-negative histogram features (χ² map). ``standardise=False`` drops the scaler of the
-    linear models, for features that are already normalised vectors (Hellinger bag-of-words, whose rare words
-    standardisation would blow up); their C / alpha grids move up by a decade accordingly.
+    ``params`` set the classifier's parameters (its factory's keywords: ``max_iter``, ``exact_max_n``,
+    ``n_components``, the k-NN ``metric``…; others are ignored) and may fix tuned ones (``k``, ``C``,
+    ``alpha``, ``gamma_scale``): a fixed value is used as given and left out of the grid; ``None`` (or absent)
+    means tuned, with the estimator built at the factory's default. ``histogram`` marks non-negative histogram
+    features (χ² map). ``standardise=False`` drops the scaler of the linear models, for features that are
+    already normalised vectors (Hellinger bag-of-words, whose rare words standardisation would blow up); their
+    grids (``unscaled_grid``) move up by a decade accordingly.
     """
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; choose from {CLASSIFIERS}")
-    tuned = TUNED[name]
-    val = {p: (params[p] if params.get(p) is not None else fallback) for p, (_, fallback) in tuned.items()}
-    lin_c = [0.001, 0.01, 0.1] if standardise else [0.01, 0.1, 1.0, 10.0]
-
-    def scaled(est: Any) -> Any:
-        return make_pipeline(StandardScaler(), est) if standardise else make_pipeline(est)
-
-    if name == "knn":
-        est = KNeighborsClassifier(n_neighbors=val["k"], algorithm="brute", n_jobs=n_jobs,
-                                   metric=params.get("metric", "euclidean"))
-        grid = {"n_neighbors": [1, 3, 5, 7, 9]}
-    elif name == "logreg":
-        est = scaled(LogisticRegression(C=val["C"], max_iter=params.get("max_iter", 200), random_state=seed))
-        grid = {"logisticregression__C": [0.01, 0.1, 1.0] if standardise else [0.1, 1.0, 10.0]}
-    elif name == "ridge":
-        est = scaled(RidgeClassifier(alpha=val["alpha"]))
-        grid = {"ridgeclassifier__alpha": [1.0, 10.0, 100.0, 1000.0] if standardise else [0.1, 1.0, 10.0, 100.0]}
-    elif name == "linsvm":
-        est = scaled(LinearSVM(C=val["C"], max_iter=params.get("max_iter", 300)))
-        grid = {"linearsvm__C": lin_c}
-    elif name == "rbfsvm":
-        est = KernelSVM(C=val["C"], gamma_scale=val["gamma_scale"], chi2_map=histogram,
-                        exact_max_n=params.get("exact_max_n", 10_000),
-                        n_components=params.get("n_components", 3000), seed=seed)
-        grid = {"C": [1.0, 10.0], "gamma_scale": [1.0, 2.0, 4.0]}
-    elif name == "hiksvm":
-        est = IntersectionSVM(C=val["C"], exact_max_n=params.get("exact_max_n", 5_000),
-                              linear=LinearSVM(max_iter=params.get("max_iter", 300)))
-        grid = {"C": [1.0, 10.0, 100.0]}
-    else:  # chi2svm
-        est = make_pipeline(AdditiveChi2Sampler(sample_steps=2),
-                            LinearSVM(C=val["C"], max_iter=params.get("max_iter", 300)))
-        grid = {"linearsvm__C": [0.1, 1.0, 10.0]}
-    fixed = {key for p, (key, _) in tuned.items() if params.get(p) is not None}
-    grid = {k: v for k, v in grid.items() if k not in fixed}
+    spec = get_classifier(name)
+    kw = {p: params[p] for p in spec.fallbacks if p in params and not (p in spec.tuned and params[p] is None)}
+    est = spec.factory(BuildContext(seed=seed, n_jobs=n_jobs, histogram=histogram, standardise=standardise), **kw)
+    grid = spec.grid if standardise or spec.unscaled_grid is None else spec.unscaled_grid
+    fixed = {key for p, key in spec.tuned.items() if params.get(p) is not None}
+    grid = {k: list(v) for k, v in grid.items() if k not in fixed}
     return est, (grid if tune and grid else None)
 
 

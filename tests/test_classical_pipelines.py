@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.runner import Job, run_grid
-from pipelines.catalogue.classical import COMBOS, FEATURES, UNAVAILABLE
+from pipelines.catalogue.classical import FEATURES, UNAVAILABLE, combos
 from pipelines.classifiers import TunedFeatureClassifier
 from pipelines.registry import create, get_spec, list_pipelines
 
@@ -13,12 +13,12 @@ QUIET = {"log": lambda *_: None}
 
 
 def test_every_combination_is_registered():
-    for feature, classifiers in COMBOS.items():
+    for feature, classifiers in combos().items():
         for clf in classifiers:
             spec = get_spec(f"{feature}-{clf}")
             assert (spec.family, spec.features, spec.classifier) == ("classical", feature, clf)
             assert {"tune", "tune_max_train", "seed"} <= set(spec.defaults)
-            assert set(FEATURES[feature][1]) <= set(spec.defaults)
+            assert FEATURES[feature].defaults.keys() <= spec.defaults.keys()
             reason = UNAVAILABLE[feature]() if feature in UNAVAILABLE else None
             assert spec.unavailable_reason == reason
             if spec.available:
@@ -26,6 +26,18 @@ def test_every_combination_is_registered():
                 assert isinstance(est, TunedFeatureClassifier)
     assert {"hog-linsvm", "sift-bovw-rbfsvm", "colorhist-knn", "pixels-ridge", "lbp-chi2svm"} <= \
         set(list_pipelines(family="classical"))
+
+
+def test_a_features_defaults_are_its_class_defaults_and_all_overridable():
+    from pipelines.features.colorhist import ColorHistFeatures
+    from pipelines.features.hog import HOGFeatures
+
+    assert FEATURES["hog"].defaults == HOGFeatures().get_params()
+    assert FEATURES["colorhist"].defaults == {**ColorHistFeatures().get_params(), "space": "rgb+hsv"}
+    assert create("hog-knn", min_size=24).features.min_size == 24
+    assert create("colorhist-knn", sqrt=True).features.sqrt is True
+    assert "chunk_images" not in get_spec("sift-bovw-knn").defaults  # cache_exclude: does not change the features
+    assert get_spec("sift-fv-logreg").defaults["max_iter"] == 200  # the classifier's, not the GMM's
 
 
 def test_five_classifiers_share_one_hog_extraction(tracker):

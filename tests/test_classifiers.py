@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from pipelines.classifiers import KernelSVM, TunedFeatureClassifier, make_classifier
+from pipelines import classifiers, registry
+from pipelines.classifiers import (
+    BuildContext,
+    KernelSVM,
+    TunedFeatureClassifier,
+    make_classifier,
+    register_classifier,
+)
 from pipelines.features.hog import HOGFeatures
 from pipelines.features.pixels import PixelFeatures
 
@@ -82,6 +89,45 @@ def test_tuning_on_a_subset_then_refit_on_everything(digits_split):
 def test_unknown_classifier_names_the_choices():
     with pytest.raises(ValueError, match="linsvm"):
         make_classifier("svm-ish")
+
+
+def test_a_new_classifier_is_one_registration(digits_split, monkeypatch):
+    """One ``@register_classifier`` gives a ``<feature>-<name>`` pipeline for every feature it suits, with its
+    parameters, grid and subsample cap; the registrations are dropped after the test."""
+    from sklearn.neighbors import NearestCentroid
+
+    from pipelines.catalogue.classical import combos
+    from pipelines.registry import create, get_spec, list_pipelines
+
+    list_pipelines()  # the catalogue is loaded before the registries are copied
+    monkeypatch.setattr(classifiers, "CLASSIFIERS", dict(classifiers.CLASSIFIERS))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_classifier("centroid", grid={"nearestcentroid__shrink_threshold": [0.1, 0.5, 1.0]},
+                         tuned={"shrink": "nearestcentroid__shrink_threshold"}, tune_max_train=200,
+                         suits=("histogram", "hog"))
+    def centroid(ctx: BuildContext, shrink: float = 0.5, metric: str = "euclidean") -> object:
+        """standardised nearest class centroid (shrinkage tuned)"""
+        return ctx.scaled(NearestCentroid(shrink_threshold=shrink, metric=metric))
+
+    assert list_pipelines("*-centroid") == ["colorhist-centroid", "hog-centroid", "lbp-centroid"]
+    assert "centroid" in combos()["lbp"] and "centroid" not in combos()["pixels"]
+    spec = get_spec("hog-centroid")
+    assert (spec.family, spec.features, spec.classifier) == ("classical", "hog", "centroid")
+    assert spec.description == "HOG (OpenCV) → standardised nearest class centroid (shrinkage tuned)."
+    assert {"shrink": None, "metric": "euclidean", "tune_max_train": 200, "cell": None}.items() <= \
+        spec.defaults.items()
+    d = digits_split
+    est = create("hog-centroid").fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+    assert [t["params"] for t in est.fit_info_["tuning"]] == \
+        [{"nearestcentroid__shrink_threshold": v} for v in (0.1, 0.5, 1.0)]
+    assert est.fit_info_["tune_n_train"] == 200 and np.mean(est.predict(d.X_test) == d.y_test) > 0.8
+    assert create("hog-centroid", shrink=1.0).param_grid is None  # a value given is fixed, not searched
+    with pytest.raises(ValueError, match="already registered"):
+        register_classifier("centroid", grid={})(centroid)
+
+    monkeypatch.undo()
+    assert "centroid" not in classifiers.CLASSIFIERS and not list_pipelines("*-centroid")
 
 
 def test_linear_svm_matches_liblinear(digits_split):

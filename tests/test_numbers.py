@@ -359,10 +359,10 @@ def test_without_validation_split_the_constructor_values_are_used_and_tagged(tra
     run = tracker.client.get_run(res.run_id)
     assert run.data.tags["tuned"] == "false"
     assert "tuned.n_neighbors" not in run.data.params
-    from pipelines.classifiers import TUNED
+    from pipelines.classifiers import get_classifier
 
     est = create("pixels-knn").fit(*_digits(300))  # no X_val: the documented fallback, not the grid's first k
-    assert est.classifier_.n_neighbors == TUNED["knn"]["k"][1] == 3
+    assert est.classifier_.n_neighbors == get_classifier("knn").fallbacks["k"] == 3
 
 
 def _digits(n):

@@ -390,7 +390,7 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
     from sklearn.base import clone
 
     from pipelines import cache
-    from pipelines.catalogue.classical import COMBOS
+    from pipelines.catalogue.classical import FEATURES
     from pipelines.registry import create, get_spec, list_pipelines
 
     d = digits_split
@@ -406,7 +406,7 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
 
     monkeypatch.setattr(cache, "_cache_dir", None)
     monkeypatch.delenv("CVBENCH_FEATURE_CACHE", raising=False)
-    for feature in COMBOS:
+    for feature in FEATURES:
         usable = [n for n in names if n.startswith(f"{feature}-")]
         if not usable:
             continue  # e.g. surf-bovw without the non-free build

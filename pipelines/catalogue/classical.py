@@ -1,8 +1,9 @@
 """Classical recipes: hand-crafted features → classical classifier, tuned on the validation split.
 
-Every pipeline is named ``<feature>-<classifier>`` and registered from the two tables below: ``FEATURES``
-(what each feature is and its default configuration) and ``COMBOS`` (which classifiers each feature is
-offered with). For example ``hog-linsvm`` is HOG (``FEATURES["hog"]``) → standardised linear SVM
+Every pipeline is named ``<feature>-<classifier>``: one for each feature in ``FEATURES`` (what each feature is,
+its kind and the recipe's values where they differ from its class's defaults) and each classifier registered in ``pipelines.classifiers`` that suits
+the feature's kind (``register_classifier(..., suits=...)``; ``combos()`` lists them). For example
+``hog-linsvm`` is HOG (``FEATURES["hog"]``) → standardised linear SVM
 (``pipelines.classifiers`` documents every classifier and its validation grid), ``sift-bovw-rbfsvm`` is
 SIFT bag of words → RBF SVM, ``colorhist-knn`` colour histograms → k-NN. ``python -m bench list 'hog-*'``
 prints them; a pipeline's parameters are its feature's and its classifier's, plus ``tune``,
@@ -32,13 +33,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.classifiers import TUNE_MAX_TRAIN, TUNED, TunedFeatureClassifier, make_classifier
+from pipelines import classifiers
+from pipelines.classifiers import (
+    ClassifierSpec,
+    TunedFeatureClassifier,
+    make_classifier,
+    on_register_classifier,
+)
 from pipelines.features.bovw import BoVWFeatures, surf_unavailable_reason
 from pipelines.features.colorhist import ColorHistFeatures
 from pipelines.features.concat import ConcatFeatures
-from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures, sift_size
+from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures
 from pipelines.features.hog import HOGFeatures
 from pipelines.features.lbp import LBPFeatures
 from pipelines.features.pixels import PixelFeatures
@@ -51,98 +59,95 @@ def _hogcolor(cell: int | None = None, orientations: int = 9, bins: int = 8, gri
                            ColorHistFeatures(bins=bins, space="rgb+hsv", grid=grid, sqrt=True)])
 
 
-_BOVW_DENSE = {"detector": "both", "step": 4, "sizes": (6.0, 12.0), "min_size": 32, "max_keypoints": 100}
-# 16×16-px SIFT patches (4-px bins, as Lazebnik et al. 2006) every 4 px: OpenCV sizes scale the patch
-_DENSE_SIFT = {"detector": "dense", "step": 4, "sizes": (sift_size(4),), "min_size": 64, "max_keypoints": 100}
-_BOVW_UPSCALED = {"detector": "both", "step": 8, "sizes": (16.0,), "min_size": 64, "max_keypoints": 100}
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature of the catalogue. Its pipeline parameters are the builder's constructor arguments, at the
+    builder's own defaults except ``recipe`` (this catalogue's configuration); ``seed`` is the pipeline's, and
+    arguments that do not change the features (the class's ``cache_exclude``) or are ``hidden`` stay at their
+    default. ``kind`` (``pipelines.classifiers.FEATURE_KINDS``) says which classifiers it is offered with;
+    ``"histogram"`` also turns on the kernel SVMs' χ² map."""
 
-# feature name -> (builder, default parameters, is a histogram (χ² map for kernels), one-line description)
-FEATURES: dict[str, tuple[Callable[..., Any], dict[str, Any], bool, str]] = {
-    "pixels": (PixelFeatures, {"size": None, "grayscale": False}, False, "Raw pixels"),
-    "colorhist": (ColorHistFeatures, {"bins": 8, "space": "rgb+hsv", "gray_bins": 32, "grid": 1}, True,
-                  "RGB+HSV colour histograms"),
-    "hog": (HOGFeatures, {"cell": None, "block_cells": 2, "orientations": 9, "signed": False,
-                          "grayscale": False}, False, "HOG (OpenCV)"),
-    "hogcolor": (_hogcolor, {"cell": None, "orientations": 9, "bins": 8, "grid": 2}, False,
-                 "HOG + colour histograms"),
-    "lbp": (LBPFeatures, {"radii": (1, 2), "grid": 2}, True, "Uniform LBP histograms"),
-    "sift-bovw": (BoVWFeatures, {"method": "sift", **_BOVW_DENSE, "vocab_size": 512, "encoding": "hellinger",
-                                 "pyramid": (1, 2), "sample": 200_000}, False, "SIFT bag of visual words"),
-    "orb-bovw": (BoVWFeatures, {"method": "orb", **_BOVW_UPSCALED, "vocab_size": 512,
-                                "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, False,
-                 "ORB bag of visual words"),
-    "akaze-bovw": (BoVWFeatures, {"method": "akaze", **_BOVW_UPSCALED, "vocab_size": 512,
-                                  "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, False,
-                   "AKAZE bag of visual words"),
-    "surf-bovw": (BoVWFeatures, {"method": "surf", **_BOVW_UPSCALED, "vocab_size": 512,
-                                 "encoding": "hellinger", "pyramid": (1, 2), "sample": 200_000}, False,
-                  "SURF bag of visual words"),
-    "tiny": (TinyImageFeatures, {"size": 16, "grayscale": True}, False, "Tiny images (16×16, zero mean, unit norm)"),
-    "sift-fv": (FisherVectorFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
-                                       "spatial_xy": True, "n_gaussians": 256, "pyramid": (1,), "power": 0.5, "sample": 100_000},
-                False, "Dense SIFT Fisher vectors"),
-    "sift-vlad": (VLADFeatures, {"method": "sift", **_DENSE_SIFT, "root": True, "pca_dim": 64,
-                                 "n_clusters": 128, "pyramid": (1,), "power": 1.0, "sample": 100_000},
-                  False, "Dense SIFT VLAD (intra-normalised)"),
-}
+    builder: Callable[..., Any]
+    kind: str
+    description: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    hidden: tuple[str, ...] = ()  # e.g. a name a classifier's parameter also uses
 
-_ALL = ("knn", "logreg", "ridge", "linsvm", "rbfsvm")
-_HIST = (*_ALL, "chi2svm")
-_ENCODED = ("knn", "logreg", "ridge", "linsvm")  # Fisher vectors / VLAD: tens of thousands of dimensions
-# feature name -> the classifiers it is offered with (one registered pipeline each)
-COMBOS: dict[str, tuple[str, ...]] = {
-    "pixels": _ALL, "colorhist": _HIST, "hog": _ALL, "hogcolor": _ALL, "lbp": _HIST,
-    "sift-bovw": (*_HIST, "hiksvm"), "orb-bovw": _HIST, "akaze-bovw": _HIST, "surf-bovw": _HIST,
-    "tiny": _ALL, "sift-fv": _ENCODED, "sift-vlad": _ENCODED,
-}
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The feature's parameters and their defaults, in the constructor's order."""
+        skip = {"seed", *self.hidden, *getattr(self.builder, "cache_exclude", ())}
+        out = {k: p.default for k, p in inspect.signature(self.builder).parameters.items()
+               if p.default is not inspect.Parameter.empty and k not in skip}
+        unknown = set(self.recipe) - set(out)
+        if unknown:
+            raise ValueError(f"{self.builder.__name__} has no parameter(s) {sorted(unknown)}")
+        return {**out, **self.recipe}
 
-# classifier name -> (its parameters with defaults, description). The tuned ones (pipelines.classifiers.TUNED:
-# k, C, alpha, gamma_scale) default to None, "tuned on validation"; a value given fixes it (no search).
-CLASSIFIER_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
-    "knn": ({"k": None, "metric": "euclidean"}, "k-nearest neighbours, Euclidean or manhattan (L1) (k tuned)"),
-    "logreg": ({"C": None, "max_iter": 200}, "standardised multinomial logistic regression (C tuned)"),
-    "ridge": ({"alpha": None}, "standardised RidgeClassifier, linear regression (alpha tuned)"),
-    "linsvm": ({"C": None, "max_iter": 300}, "standardised linear SVM (C tuned)"),
-    "rbfsvm": ({"C": None, "gamma_scale": None, "exact_max_n": 10_000, "n_components": 3000},
-               "RBF SVM, exact up to 10k images else Nyström (C, gamma tuned)"),
-    "chi2svm": ({"C": None, "max_iter": 300}, "additive chi2 map + linear SVM (C tuned)"),
-    "hiksvm": ({"C": None, "exact_max_n": 5_000, "max_iter": 300},
-               "histogram-intersection kernel SVM, exact up to 5k images else additive chi2 map + linear SVM "
-               "(C tuned)"),
+
+# bag of words: SIFT every 4 px at two sizes on images of at least 32 px; ORB, AKAZE and SURF at the class's
+# step on images of at least 64 px, one keypoint size
+_UPSCALED = {"sizes": (16.0,)}
+
+FEATURES: dict[str, FeatureSpec] = {
+    "pixels": FeatureSpec(PixelFeatures, "vector", "Raw pixels"),
+    "colorhist": FeatureSpec(ColorHistFeatures, "histogram", "RGB+HSV colour histograms", {"space": "rgb+hsv"}),
+    "hog": FeatureSpec(HOGFeatures, "vector", "HOG (OpenCV)"),
+    "hogcolor": FeatureSpec(_hogcolor, "vector", "HOG + colour histograms"),
+    "lbp": FeatureSpec(LBPFeatures, "histogram", "Uniform LBP histograms"),
+    "sift-bovw": FeatureSpec(BoVWFeatures, "bovw", "SIFT bag of visual words",
+                             {"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32}),
+    "orb-bovw": FeatureSpec(BoVWFeatures, "bovw", "ORB bag of visual words", {"method": "orb", **_UPSCALED}),
+    "akaze-bovw": FeatureSpec(BoVWFeatures, "bovw", "AKAZE bag of visual words", {"method": "akaze", **_UPSCALED}),
+    "surf-bovw": FeatureSpec(BoVWFeatures, "bovw", "SURF bag of visual words", {"method": "surf", **_UPSCALED}),
+    "tiny": FeatureSpec(TinyImageFeatures, "vector", "Tiny images (16×16, zero mean, unit norm)"),
+    # the GMM's max_iter stays at its default: logreg, linsvm and chi2svm have a max_iter of their own
+    "sift-fv": FeatureSpec(FisherVectorFeatures, "encoding", "Dense SIFT Fisher vectors", hidden=("max_iter",)),
+    "sift-vlad": FeatureSpec(VLADFeatures, "encoding", "Dense SIFT VLAD (intra-normalised)"),
 }
 
 UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
 
 
+def combos() -> dict[str, tuple[str, ...]]:
+    """Feature name -> the registered classifiers it is offered with (one pipeline each)."""
+    return {f: tuple(c for c, spec in classifiers.CLASSIFIERS.items() if spec.suits_feature(f, FEATURES[f].kind))
+            for f in FEATURES}
+
+
 def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifier:
     """The estimator for ``<feature>-<classifier>`` with ``params`` (feature's, classifier's, tuning)."""
-    builder, fdefaults, histogram, _ = FEATURES[feature]
-    cdefaults, _ = CLASSIFIER_PARAMS[classifier]
-    fkw = {k: params[k] for k in fdefaults}
+    fspec = FEATURES[feature]
+    builder = fspec.builder
+    cdefaults = classifiers.get_classifier(classifier).defaults
+    fkw = {k: params[k] for k in fspec.defaults}
     bovw = isinstance(builder, type) and issubclass(builder, DescriptorEncoding)
     if bovw:
         fkw["seed"] = params["seed"]
     ckw = {k: params[k] for k in cdefaults}
     # Hellinger bag-of-words, Fisher and VLAD vectors are normalised already: linear models use them unstandardised
-    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"], histogram=histogram,
-                                standardise=not bovw, **ckw)
+    clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"],
+                                histogram=fspec.kind == "histogram", standardise=not bovw, **ckw)
     return TunedFeatureClassifier(builder(**fkw), clf, grid, tune_max_train=params["tune_max_train"],
                                   seed=params["seed"])
 
 
-def _factory(feature: str, classifier: str) -> Callable[..., TunedFeatureClassifier]:
-    fdefaults = dict(FEATURES[feature][1])
-    if classifier in ("chi2svm", "hiksvm") and FEATURES[feature][0] is BoVWFeatures:
-        fdefaults["encoding"] = "l1"  # the χ² map and the intersection want plain frequencies, not square roots
-    defaults = {**fdefaults, **CLASSIFIER_PARAMS[classifier][0], "tune": True,
-                "tune_max_train": TUNE_MAX_TRAIN[classifier], "seed": 0}
+def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureClassifier]:
+    fdefaults = FEATURES[feature].defaults
+    fdefaults.update({k: v for k, v in clf.feature_params.items() if k in fdefaults})  # e.g. chi2svm: L1 words
+    clash = set(fdefaults) & {*clf.defaults, "tune", "tune_max_train", "seed"}
+    if clash:
+        raise ValueError(f"{feature}-{clf.name}: feature and classifier both have parameter(s) {sorted(clash)}")
+    defaults = {**fdefaults, **clf.defaults, "tune": True, "tune_max_train": clf.tune_max_train, "seed": 0}
+    classifier = clf.name
+    fallbacks = clf.fallbacks
 
     def factory(**params: Any) -> TunedFeatureClassifier:
         return build(feature, classifier, **{**defaults, **params})
 
     def annotation(k: str, v: Any) -> Any:  # what the parameter accepts, for pipelines.params' checks
-        if k in TUNED[classifier]:
-            return type(TUNED[classifier][k][1]) | None
+        if k in clf.tuned:
+            return type(fallbacks[k]) | None
         if isinstance(v, tuple | list):
             return list | tuple
         return Any if v is None else type(v)
@@ -151,16 +156,17 @@ def _factory(feature: str, classifier: str) -> Callable[..., TunedFeatureClassif
         [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v, annotation=annotation(k, v))
          for k, v in defaults.items()])
     factory.__name__ = f"{feature}_{classifier}".replace("-", "_")
-    factory.__doc__ = f"{FEATURES[feature][3]} → {CLASSIFIER_PARAMS[classifier][1]}."
+    factory.__doc__ = f"{FEATURES[feature].description} → {clf.description}."
     return factory
 
 
-def _register_all() -> None:
-    for feature, classifiers in COMBOS.items():
-        reason = UNAVAILABLE[feature]() if feature in UNAVAILABLE else None
-        for classifier in classifiers:
-            register(f"{feature}-{classifier}", family="classical", features=feature, classifier=classifier,
-                     unavailable_reason=reason)(_factory(feature, classifier))
+def _register_pipelines(clf: ClassifierSpec) -> None:
+    """Register ``<feature>-<clf>`` for every feature the classifier suits (run for each registered classifier)."""
+    for feature, fspec in FEATURES.items():
+        if clf.suits_feature(feature, fspec.kind):
+            reason = UNAVAILABLE[feature]() if feature in UNAVAILABLE else None
+            register(f"{feature}-{clf.name}", family="classical", features=feature, classifier=clf.name,
+                     unavailable_reason=reason)(_factory(feature, clf))
 
 
-_register_all()
+on_register_classifier(_register_pipelines)

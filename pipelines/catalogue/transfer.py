@@ -38,7 +38,7 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
                 multiscale: bool = multiscale_default, batch_size: int = 128, compile: bool = False,
                 tune: bool = True, device: str = "auto", seed: int = 0) -> FrozenFeatureClassifier:
         est, grid = classifiers.make_classifier(clf, seed=seed, tune=tune)
-        tune_max_train = classifiers.TUNE_MAX_TRAIN[clf]
+        tune_max_train = classifiers.get_classifier(clf).tune_max_train
         if clf == "logreg" and tune:
             grid, tune_max_train = LOGREG_GRID, None
         feats = BackboneFeatures(backbone=backbone, resolution=resolution, weights=weights, multiscale=multiscale,
