@@ -1,4 +1,5 @@
 """Where jobs run: in this process, in a local process pool (``--jobs N``), or as Ray tasks (``--executor ray``).
+All three are one engine: :meth:`Executor.run` schedules, retries, handles Ctrl-C and reports for each of them.
 
 Every executor runs the same self-contained :func:`run_job` (it reloads the dataset through the decoded cache
 and logs to the tracking URI it is given, under the parent run it is given), so a result is the same wherever
@@ -23,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench.runner import Job, JobResult
+from bench.errors import UserError
+from bench.execute import dataset_cache_dir, execute, load_data
+from bench.jobs import Job, JobResult
 
 GPU_FAMILIES = ("scratch", "transfer")
 Log = Callable[[str], None]
@@ -47,6 +50,15 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
     concurrency: int = 1  # jobs that may run at once on the hardware: recorded on every run (contended timings)
+    # in this process only (never sent to a worker): the grid's tracker, the datasets it already loaded, and
+    # whether an exception stops the grid (``keep_going=False``) rather than becoming a FAILED result
+    tracker: Any = field(default=None, repr=False, compare=False)
+    data: dict[tuple, Any] | None = field(default=None, repr=False, compare=False)
+    raise_errors: bool = False
+
+    def for_worker(self, **kw: Any) -> Context:
+        """This context as sent to another process: no in-process objects."""
+        return replace(self, tracker=None, data=None, **kw)
 
 
 _TRACKERS: dict[str, Any] = {}
@@ -62,8 +74,6 @@ def _tracker(uri: str) -> Any:
 
 def run_job(task: Task, ctx: Context) -> JobResult:
     """Run one job in whatever process calls it; exceptions become a FAILED result (never raised)."""
-    from bench.errors import UserError
-    from bench.runner import dataset_cache_dir, execute
     from bench.tracking import results_dir
     from pipelines.cache import set_cache_dir
 
@@ -148,11 +158,19 @@ class Executor:
     def describe(self) -> str:
         return self.name
 
+    def _announce(self, task: Task, log: Log) -> None:
+        log(f"run   {task.job.run_name} (submitted to {self.name})")
+
+    def _completed(self, res: JobResult) -> None: ...
+
     def run(self, tasks: list[Task], ctx: Context, log: Log = print) -> list[JobResult]:
+        """Run ``tasks``; each failure is resubmitted up to ``retries`` times (user errors never); results in
+        completion order. Ctrl-C cancels what is pending, counts it KILLED and re-raises."""
         results: list[JobResult] = []
         pending: dict[Any, tuple[Task, int]] = {}
+        self._log, self._n_tasks = log, len(tasks)
         for t in tasks:
-            log(f"run   {t.job.run_name} (submitted to {self.name})")
+            self._announce(t, log)
             pending[self._submit(t, ctx)] = (t, 1)
         try:
             while pending:
@@ -165,6 +183,7 @@ class Executor:
                     log(f"done  {task.job.run_name}: test_accuracy={acc:.4f} in {res.seconds:.1f}s"
                         + (f" (attempt {attempt})" if attempt > 1 else ""))
                     results.append(res)
+                    self._completed(res)
                     continue
                 log(f"FAIL  {task.job.run_name}: {_first_line(res.error)}")
                 if attempt <= self.retries and not (res.error or "").startswith("UserError"):
@@ -174,11 +193,25 @@ class Executor:
                     if attempt > 1:
                         res.error = f"{res.error} [after {attempt} attempts]"
                     results.append(res)
+                    self._completed(res)
         except KeyboardInterrupt:
             self._cancel(list(pending))
             results.extend(JobResult(t.job, "KILLED") for t, _ in pending.values())
             raise
         return results
+
+
+class _Deferred:
+    """A task the in-process executor runs when the engine asks for the next result (in submission order; a
+    retry keeps its task's place)."""
+
+    def __init__(self, order: int, task: Task, ctx: Context):
+        self.order, self.task, self.ctx = order, task, ctx
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
 class LocalExecutor(Executor):
@@ -196,6 +229,9 @@ class LocalExecutor(Executor):
         self.in_process = jobs == 1
         self.name = "local" if jobs == 1 else f"local pool ×{jobs}"
         self._pool: Any = None
+        self._order: dict[int, int] = {}  # in process: id(task) -> its place in the grid
+        self._durations: list[float] = []
+        self._t0 = time.perf_counter()
 
     def start(self) -> None:
         if self.jobs > 1 and self._pool is None:
@@ -209,13 +245,52 @@ class LocalExecutor(Executor):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def _announce(self, task: Task, log: Log) -> None:
+        if not self.in_process:  # in process, each job is announced when it starts (with elapsed time and ETA)
+            super()._announce(task, log)
+
+    def _completed(self, res: JobResult) -> None:
+        self._durations.append(res.seconds)
+
+    def run(self, tasks: list[Task], ctx: Context, log: Log = print) -> list[JobResult]:
+        self._order, self._durations, self._t0 = {}, [], time.perf_counter()
+        return super().run(tasks, ctx, log)
+
     def _submit(self, task: Task, ctx: Context) -> Any:
+        if self.in_process:
+            return _Deferred(self._order.setdefault(id(task), len(self._order)), task, ctx)
         if self._pool is None:
             self.start()
         threads = max(1, (os.cpu_count() or 1) // self.jobs)  # no oversubscription: cores shared by the pool
-        return self._pool.submit(run_job, task, replace(ctx, threads=threads, concurrency=self.concurrency))
+        return self._pool.submit(run_job, task, ctx.for_worker(threads=threads, concurrency=self.concurrency))
+
+    def _run_here(self, d: _Deferred) -> JobResult:
+        """Run one task in this process: the dataset stays in memory between jobs (one at a time), progress
+        lines go to the grid's log, and a user error (or any error when ``raise_errors``) stops the grid."""
+        job, ctx, log, done = d.task.job, d.ctx, self._log, self._durations
+        eta = f", ETA {_clock(sum(done) / len(done) * (self._n_tasks - len(done)))}" if done else ""
+        log(f"[{len(done) + 1}/{self._n_tasks}] run   {job.run_name}"
+            f"  (elapsed {_clock(time.perf_counter() - self._t0)}{eta})")
+        t0 = time.perf_counter()
+        try:
+            key = (job.dataset, job.split, job.image_size)
+            loaded = ctx.data if ctx.data is not None else {}
+            if key not in loaded:
+                loaded.clear()  # keep one dataset in memory at a time
+                loaded[key] = load_data(job.dataset, job.split, job.image_size, ctx.load_kw, log)
+            return execute(job, ctx.tracker, d.task.experiment_id, d.task.parent_id, data=loaded[key],
+                           progress=log)
+        except (KeyboardInterrupt, UserError):
+            raise  # UserError: a problem with the request itself (bad dataset, bad params): stop and say so
+        except Exception as e:
+            if ctx.raise_errors:
+                raise
+            return JobResult(job, "FAILED", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
+        if self.in_process:
+            d = min(handles, key=lambda h: h.order)
+            return d, self._run_here(d)
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
@@ -230,6 +305,8 @@ class LocalExecutor(Executor):
             return fut, JobResult(None, "FAILED", error=f"worker process died: {e}")  # type: ignore[arg-type]
 
     def _cancel(self, handles: list[Any]) -> None:
+        if self.in_process:
+            return
         for h in handles:
             h.cancel()
         self.stop()
@@ -296,7 +373,7 @@ class RayExecutor(Executor):
         spec_family = _family(task.job.pipeline)
         gpus = 1 if (self._gpus >= 1 and spec_family in GPU_FAMILIES) else 0
         threads = max(1, int(self.cpus_per_job))
-        ctx = replace(ctx, threads=threads, concurrency=self.concurrency)
+        ctx = ctx.for_worker(threads=threads, concurrency=self.concurrency)
         return self._remote.options(num_cpus=self.cpus_per_job, num_gpus=gpus).remote(task, ctx)
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:

@@ -197,3 +197,24 @@ def per_class(acc: pd.DataFrame, names: tuple[str, str], max_classes: int = 30) 
     ax.set_xlabel("class")
     ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
     return figure_png(fig)
+
+
+def confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
+    """A confusion matrix as a PNG (counts in the cells up to 20 classes), for a run's artifacts."""
+    plt = pyplot()
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), dpi=100)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    if n <= 20:
+        thr = cm.max() / 2 if cm.size else 0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > thr else "black")
+    fig.tight_layout()
+    return figure_png(fig, dpi=100)
