@@ -186,7 +186,7 @@ def _jobs(a: argparse.Namespace) -> list:
 def _cmd_run(a: argparse.Namespace) -> int:
     if not a.quiet:
         return _run_threads(a)
-    with mock.patch.dict(os.environ, {"CVBENCH_PROGRESS": "0"}):  # --quiet: no bars (pipelines.progress)
+    with mock.patch.dict(os.environ, {"CVBENCH_PROGRESS": "0"}):  # --quiet: no bars (cvbench_util.progress)
         return _run_threads(a)
 
 

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from cvbench_util.progress import progress
 from pipelines.augment import augment_batch
 from pipelines.base import check_images
 from pipelines.nets import build_net
-from pipelines.progress import progress
 
 Prep = Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, C, H, W) batch on the device → network input
 DEVICE_DATA_MAX_BYTES = 4 << 30  # datasets up to this size live on the accelerator for the whole run

@@ -1,4 +1,4 @@
-"""Module import graph of bench/ and pipelines/ by static analysis (stdlib ast, nothing imported).
+"""Module import graph of bench/, pipelines/ and cvbench_util/ by static analysis (stdlib ast, nothing imported).
 
 Every import counts, lazy ones inside functions too; relative imports are resolved. Prints the
 import cycles (strongly connected components) and the layering rule violations, and exits 1 if
@@ -15,13 +15,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-PACKAGES = ("bench", "pipelines")
+PACKAGES = ("bench", "pipelines", "cvbench_util")
 
 # Layering rules: (importer prefix, imported prefix, why). A prefix matches the module or a submodule.
 RULES: tuple[tuple[str, str, str], ...] = (
     ("pipelines", "bench", "pipelines must never import bench"),
     ("bench.datasets", "pipelines", "data must know no pipeline"),
     ("bench.report", "bench.runner", "the report reads tracked runs, not the runner"),
+    ("cvbench_util", "bench", "the shared helpers import neither bench nor pipelines"),
+    ("cvbench_util", "pipelines", "the shared helpers import neither bench nor pipelines"),
 )
 
 # Known cycles still to break, each as the sorted tuple of its modules. Keep this empty:
@@ -143,7 +145,7 @@ def violations(edges: dict[str, set[str]]) -> list[tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
-                        help="repository root holding bench/ and pipelines/")
+                        help="repository root holding the packages")
     args = parser.parse_args(argv)
     edges = graph(args.root)
     failed = False

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from bench.datasets import SplitData, SplitOptions, load_dataset, prepare
 from bench.datasets.splits import make_split
+from cvbench_util.files import atomic_write
 
 BUDGET_ENV = "CVBENCH_MEMORY_BUDGET_MB"
 CHUNK_SHARE = 8  # a chunk of images takes at most budget / CHUNK_SHARE (room for its float32 intermediates)
@@ -161,20 +160,12 @@ def prepare_streamed(spec: str, opts: SplitOptions | None = None, *, budget_mb: 
     rows = chunk_rows_for(ds.X_train, budget_mb)
     root = Path(ds.X_train.filename).parent / "splits" / split_hash
     if not (root / "done").exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
-        try:
+        # keep_existing: written concurrently by another worker, theirs is identical
+        with atomic_write(root, directory=True, keep_existing=True) as tmp:
             for name, src, idx in (("X_train", ds.X_train, sp.train), ("X_val", ds.X_train, sp.val),
                                    ("X_test", Xt, sp.test)):
                 _write_subset(tmp / f"{name}.npy", src, np.asarray(idx), rows)
             (tmp / "done").touch()
-            try:
-                os.replace(tmp, root)
-            except OSError:  # written concurrently by another worker: theirs is identical
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     X = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in ("X_train", "X_val", "X_test")}
     meta = dict(ds.meta)
     meta.update(load_time_s=time.perf_counter() - t0, n_classes=ds.n_classes, split_hash=split_hash,

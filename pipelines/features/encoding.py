@@ -35,11 +35,12 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from cvbench_util.digest import array_digest
+from cvbench_util.progress import progress, stage
 from pipelines.base import check_images
-from pipelines.cache import array_digest, cached_array
+from pipelines.cache import cached_array
 from pipelines.features.local import HEADER, LocalDescriptors, descriptor_vectors, unpack
 from pipelines.features.parallel import effective_n_jobs
-from pipelines.progress import progress, stage
 
 DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints")
 
@@ -137,7 +138,7 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
 
     def _map(self, fn: Callable[[int, int], Any], n: int, desc: str = "encode") -> Iterator[tuple[int, int, Any]]:
         """``(a, b, fn(a, b))`` for each chunk in order, on all cores; at most a few chunks in flight; a bar
-        ``<producer> <desc>`` on a terminal (:mod:`pipelines.progress`)."""
+        ``<producer> <desc>`` on a terminal (:mod:`cvbench_util.progress`)."""
         bounds = self._bounds(n)
         workers = min(effective_n_jobs(), len(bounds))
         prev = cv2.getNumThreads()

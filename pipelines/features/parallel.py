@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
-from pipelines.progress import progress
+from cvbench_util.progress import progress
 
 
 def effective_n_jobs(n_jobs: int | None = None) -> int:
@@ -57,7 +57,7 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
         chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         results = Parallel(n_jobs=workers, backend=backend, return_as="generator")(
             delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b]) for a, b in chunks)
-        # a progress bar on a terminal only, silent in pipes and CI logs (pipelines.progress)
+        # a progress bar on a terminal only, silent in pipes and CI logs (cvbench_util.progress)
         name = getattr(fn, "__qualname__", "features")
         return list(progress(results, f"extract {name}", total=len(chunks), unit="chunk"))
     finally:
