@@ -20,7 +20,7 @@ import numpy as np
 from bench.datasets import embedded, torchvision_sets  # noqa: F401  (registers the named datasets)
 from bench.datasets.base import Dataset, dataset_info, dataset_names, register_dataset
 from bench.datasets.folder import load_folder
-from bench.datasets.splits import Split, SplitOptions, make_split
+from bench.datasets.splits import Split, SplitOptions, make_split, split_hash
 from bench.errors import DatasetError
 from cvbench_util.digest import array_digest
 from cvbench_util.files import atomic_write
@@ -204,7 +204,7 @@ def prepare(spec: str, opts: SplitOptions | None = None, **load_kw: Any) -> Spli
                   "some classes are absent from it", file=sys.stderr)
     meta = dict(ds.meta)
     meta.update(load_time_s=load_time, n_classes=ds.n_classes,
-                split_hash=hashlib.sha256(f"{sp.hash}:{ds.meta.get('digest', '')}".encode()).hexdigest()[:16])
+                split_hash=split_hash(sp, ds.meta.get("digest", "")))
     return SplitData(np.asarray(ds.X_train[sp.train]), ds.y_train[sp.train],
                      np.asarray(ds.X_train[sp.val]), ds.y_train[sp.val],
                      np.asarray(Xt[sp.test]), yt[sp.test], ds.class_names, sp, meta)
