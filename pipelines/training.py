@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import joblib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ def use_all_cores() -> None:
         return
     if os.environ.get("OMP_NUM_THREADS"):
         return
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = joblib.effective_n_jobs(-1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
