@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,12 +227,10 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
         """Fit the model on a seeded sample of the descriptors of ``X`` (the training images) only."""
         X = check_images(X)
         self._drop_spill()
-        t0 = time.perf_counter()
         res = cached_array(f"{self.producer}Model", self._key(), X, lambda: self._fit_all(X), self.version)
         self._set_model(unpack_arrays(res.value, list(self.model_names)))
         self.model_digest_ = array_digest(res.value)
         self.fit_time_s_, self.fit_cached_ = res.compute_time_s, res.cached
-        self.fit_wall_s_ = time.perf_counter() - t0
         return self
 
     # -- encoding --------------------------------------------------------------------------------------------
