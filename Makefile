@@ -81,7 +81,8 @@ reproduce: setup  ## published vs measured, a verdict per row (datasets absent o
 	$(PY) -m bench reproduce --budget $(BUDGET) $(foreach r,$(REFS),--dataset $(r))
 
 lint: setup
-	$(VENV)/bin/ruff check bench pipelines tests
+	$(VENV)/bin/ruff check bench pipelines cvbench_util tests tools
+	$(PY) tools/import_graph.py
 
 clean:  ## remove results, caches and build leftovers (keeps .venv)
 	rm -rf $(RESULTS) .pytest_cache .ruff_cache build dist *.egg-info

@@ -12,39 +12,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from bench.cliargs import add_split_args, parse_params, split_options
 from bench.errors import ConfigError, UserError
-
-
-def _yaml_scalar(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
-def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``--param PIPELINE_OR_WILDCARD.key=value`` or ``--param key=value`` (all pipelines)."""
-    out: dict[str, dict[str, Any]] = {}
-    for it in items or []:
-        if "=" not in it:
-            raise ConfigError(f"--param {it!r}: expected key=value or pipeline.key=value")
-        k, v = it.split("=", 1)
-        target, _, key = k.rpartition(".")
-        out.setdefault(target or "*", {})[key] = _yaml_scalar(v)
-    return out
-
-
-def _add_split_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("split contract (shared by every pipeline)")
-    g.add_argument("--val-fraction", type=float, help="validation fraction of the training pool (default 0.1)")
-    g.add_argument("--test-fraction", type=float, help="test fraction when the dataset has no test split (default 0.2)")
-    g.add_argument("--split-seed", type=int, help="seed of the split (default 0; independent of --seed)")
-    g.add_argument("--train-per-class", type=int, help="N training images per class (nested across N)")
-    g.add_argument("--max-train", type=int, help="at most N training images (stratified)")
-    g.add_argument("--max-val", type=int, help="at most N validation images (stratified)")
-    g.add_argument("--max-test", type=int, help="at most N test images (stratified)")
-    g.add_argument("--test-rest", action="store_true", default=None,
-                   help="no test split: use every image outside train/val as test (classic protocol)")
-    g.add_argument("--image-size", type=int, help="resize: shorter side to S, then centre crop S×S")
 
 
 def _device_arg(text: str) -> str:
@@ -90,7 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument("--memory-budget-mb", type=float,
                    help="datasets whose decoded size exceeds this are memory-mapped and processed in chunks "
                         "(default: CVBENCH_MEMORY_BUDGET_MB, else unlimited)")
-    _add_split_args(r)
+    add_split_args(r)
 
     ls = sub.add_parser("list", help="print the pipeline catalogue")
     ls.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'hog-*'")
@@ -158,18 +127,6 @@ def _cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
-def _split_options(a: argparse.Namespace, base: dict[str, Any]):
-    from bench.datasets import SplitOptions
-
-    opts = {k: v for k, v in base.items() if k != "image_size"}
-    for k in ("val_fraction", "test_fraction", "split_seed", "train_per_class", "max_train", "max_val",
-              "max_test", "test_rest"):
-        v = getattr(a, k)
-        if v is not None:
-            opts[k] = v
-    return SplitOptions(**opts), (a.image_size if a.image_size is not None else base.get("image_size"))
-
-
 def _jobs(a: argparse.Namespace) -> list:
     from fnmatch import fnmatchcase
 
@@ -188,8 +145,8 @@ def _jobs(a: argparse.Namespace) -> list:
         entries = [(p, {k: v for sp, params in suite.pipelines if fnmatchcase(p, sp) or p == sp
                         for k, v in params.items()}) for p in a.pipeline]
     seeds = a.seed or (suite.seeds if suite else [0])
-    split, image_size = _split_options(a, suite.options if suite else {})
-    overrides = _parse_params(a.param)
+    split, image_size = split_options(a, suite.options if suite else {})
+    overrides = parse_params(a.param)
     from pipelines.registry import get_spec
 
     jobs, used = [], set()
@@ -229,7 +186,7 @@ def _jobs(a: argparse.Namespace) -> list:
 def _cmd_run(a: argparse.Namespace) -> int:
     if not a.quiet:
         return _run_threads(a)
-    with mock.patch.dict(os.environ, {"CVBENCH_PROGRESS": "0"}):  # --quiet: no bars (pipelines.progress)
+    with mock.patch.dict(os.environ, {"CVBENCH_PROGRESS": "0"}):  # --quiet: no bars (cvbench_util.progress)
         return _run_threads(a)
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cvbench_util.progress import progress
 from pipelines.augment import random_crop
 from pipelines.base import check_images
 from pipelines.nets import build_net
 from pipelines.nets.airbench import Norm, init_whitening
 from pipelines.params import Interval
-from pipelines.progress import progress
 from pipelines.training import (
     TorchClassifier,
     autocast_bf16,
@@ -155,7 +155,7 @@ class AirbenchClassifier(TorchClassifier):
                 whiten.bias.requires_grad = epoch < self.whiten_bias_epochs
                 t0, loss_sum, seen = time.perf_counter(), torch.zeros(()), 0
                 perm = torch.randperm(n, generator=gen)
-                # a bar on a terminal: epoch k/N, batches, ETA of the whole run (pipelines.progress)
+                # a bar on a terminal: epoch k/N, batches, ETA of the whole run (cvbench_util.progress)
                 for i in progress(range(steps_per_epoch), f"epoch {epoch + 1}/{math.ceil(total / steps_per_epoch)}",
                                   total=total, initial=step, unit="batch"):
                     if step >= total:

@@ -1,8 +1,8 @@
 """On-disk cache for deterministic array computations (feature extraction, frozen embeddings).
 
 Entries are keyed by a hash of the input array's bytes, the producer's name, its parameters and its code
-version, stored as ``.npy`` (never pickle) and written atomically (temporary file + ``os.replace``), so an
-interrupted write can never leave an entry a later run trusts. The cache is off until a directory is set with
+version, stored as ``.npy`` (never pickle) and written atomically (:func:`cvbench_util.files.atomic_write`),
+so an interrupted write can never leave an entry a later run trusts. The cache is off until a directory is set with
 :func:`set_cache_dir` or the ``CVBENCH_FEATURE_CACHE`` environment variable.
 
 Each entry records what computing it cost (time and peak resident memory), so that a job that reads it is
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from cvbench_util.digest import array_digest
+from cvbench_util.files import atomic_write
 from pipelines.memory import PeakRSS, allocated_bytes, process_rss, release_memory
 
 _cache_dir: Path | None = None
@@ -56,44 +57,8 @@ def get_cache_dir() -> Path | None:
     return Path(env) if env else None
 
 
-def array_digest(X: np.ndarray) -> str:
-    """Stable digest of an array's dtype, shape and bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    X = np.ascontiguousarray(X)
-    h.update(f"{X.dtype.str}{X.shape}".encode())
-    h.update(memoryview(X).cast("B"))
-    return h.hexdigest()
-
-
 def _params_digest(params: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(params, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
-
-
-def atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    """Write ``arr`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".txt")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CacheResult:
@@ -169,9 +134,13 @@ def cached_array(producer: str, params: dict[str, Any], X: np.ndarray,
         dt = time.perf_counter() - t0
     release_memory()
     residue_mb = max(0, process_rss() - mem.start_bytes - value.nbytes) / 2**20
-    atomic_save_npy(path, value)
-    atomic_write_text(meta, json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
-                                        "compute_peak_mb": mem.peak_mb, "compute_residue_mb": residue_mb,
-                                        "compute_alloc_peak_mb": mem.alloc_peak_mb,
-                                        "shape": list(np.shape(value))}, default=str))
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, value, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    with atomic_write(meta) as tmp:
+        tmp.write_text(json.dumps({"producer": producer, "params": params, "compute_time_s": dt,
+                                   "compute_peak_mb": mem.peak_mb, "compute_residue_mb": residue_mb,
+                                   "compute_alloc_peak_mb": mem.alloc_peak_mb,
+                                   "shape": list(np.shape(value))}, default=str))
     return CacheResult(value, False, dt)

@@ -19,7 +19,7 @@ from sklearn.kernel_approximation import AdditiveChi2Sampler
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
 
-from pipelines.cache import array_digest
+from cvbench_util.digest import array_digest
 from pipelines.features.parallel import effective_n_jobs
 
 _BLOCK_ELEMENTS = 1 << 23  # temporaries of at most 8M floats (32 MB) per worker

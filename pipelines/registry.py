@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.discovery import import_submodules
 from pipelines.params import Interval, InvalidParameterError, check_params
 
 __all__ = ["InvalidParameterError", "PipelineSpec", "create", "expand", "get_spec", "list_pipelines", "register"]
@@ -125,8 +126,8 @@ def register(
 
 
 def _ensure_catalogue() -> None:
-    # Importing the catalogue package runs every @register decorator exactly once.
-    import pipelines.catalogue  # noqa: F401
+    # Importing every module of the catalogue runs each @register decorator exactly once.
+    import_submodules("pipelines.catalogue")
 
 
 def get_spec(name: str) -> PipelineSpec:

@@ -18,16 +18,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import joblib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from cvbench_util.progress import progress
 from pipelines.augment import augment_batch
 from pipelines.base import check_images
 from pipelines.nets import build_net
-from pipelines.progress import progress
 
 Prep = Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, C, H, W) batch on the device → network input
 DEVICE_DATA_MAX_BYTES = 4 << 30  # datasets up to this size live on the accelerator for the whole run
@@ -64,7 +65,7 @@ def use_all_cores() -> None:
         return
     if os.environ.get("OMP_NUM_THREADS"):
         return
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = joblib.effective_n_jobs(-1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 

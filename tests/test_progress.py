@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from pipelines import progress as P
+from cvbench_util import progress as P
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +20,10 @@ import numpy as np
 from bench.datasets import embedded, torchvision_sets  # noqa: F401  (registers the named datasets)
 from bench.datasets.base import Dataset, dataset_info, dataset_names, register_dataset
 from bench.datasets.folder import load_folder
-from bench.datasets.splits import Split, SplitOptions, make_split
+from bench.datasets.splits import Split, SplitOptions, make_split, split_hash
 from bench.errors import DatasetError
+from cvbench_util.digest import array_digest
+from cvbench_util.files import atomic_write
 
 __all__ = ["Dataset", "SplitData", "SplitOptions", "dataset_names", "default_data_dir", "load_dataset",
            "prepare", "register_dataset"]
@@ -59,8 +59,6 @@ def _source_key(spec: str, image_size: int | None) -> dict[str, Any]:
 
 
 def _digest(ds: Dataset) -> str:
-    from pipelines.cache import array_digest
-
     parts = [array_digest(ds.X_train), array_digest(ds.y_train)]
     if ds.X_test is not None:
         parts += [array_digest(ds.X_test), array_digest(ds.y_test)]
@@ -69,20 +67,12 @@ def _digest(ds: Dataset) -> str:
 
 def _save(ds: Dataset, path: Path) -> None:
     """Write the decoded arrays as ``.npy`` files in a temporary directory, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
-    try:
+    with atomic_write(path, directory=True) as tmp:
         for k in ("X_train", "y_train", "X_test", "y_test"):
             if getattr(ds, k) is not None:
                 np.save(tmp / f"{k}.npy", getattr(ds, k), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps({"name": ds.name, "class_names": ds.class_names,
                                                    "meta": ds.meta}, default=str))
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _load_cached(path: Path, mmap: bool) -> Dataset | None:
@@ -214,7 +204,7 @@ def prepare(spec: str, opts: SplitOptions | None = None, **load_kw: Any) -> Spli
                   "some classes are absent from it", file=sys.stderr)
     meta = dict(ds.meta)
     meta.update(load_time_s=load_time, n_classes=ds.n_classes,
-                split_hash=hashlib.sha256(f"{sp.hash}:{ds.meta.get('digest', '')}".encode()).hexdigest()[:16])
+                split_hash=split_hash(sp, ds.meta.get("digest", "")))
     return SplitData(np.asarray(ds.X_train[sp.train]), ds.y_train[sp.train],
                      np.asarray(ds.X_train[sp.val]), ds.y_train[sp.val],
                      np.asarray(Xt[sp.test]), yt[sp.test], ds.class_names, sp, meta)

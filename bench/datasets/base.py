@@ -32,10 +32,6 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.X_train.shape[1:])  # type: ignore[return-value]
-
 
 Loader = Callable[..., Dataset]
 _DATASETS: dict[str, dict[str, Any]] = {}

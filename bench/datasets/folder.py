@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 from bench.datasets.base import Dataset
 from bench.errors import DatasetError
-from pipelines.progress import progress  # a leaf utility, like pipelines.cache
+from cvbench_util.progress import progress
 
 JUNK_NAMES = {"thumbs.db", "desktop.ini"}
 MAX_PIXELS = 200_000_000  # above this a file is skipped as a possible decompression bomb
@@ -213,7 +213,7 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None, n_jobs: 
     results = Parallel(n_jobs=n_jobs if len(records) > 2000 else 1, return_as="generator_unordered")(
         delayed(_decode_chunk)(str(root), src.is_zip, c, draft) for c in chunks)
     arrays: list[np.ndarray | None] = [None] * len(records)
-    # a bar on a terminal only: quiet in CI logs and pipes, and under --quiet (pipelines.progress)
+    # a bar on a terminal only: quiet in CI logs and pipes, and under --quiet (cvbench_util.progress)
     for res in progress(results, f"decode {root.name}", total=len(chunks), unit="chunk"):
         for i, a, why in res:
             arrays[i] = a

@@ -151,3 +151,9 @@ def make_split(y_pool: np.ndarray, y_test: np.ndarray | None, opts: SplitOptions
         h.update(b"|")
     h.update(b"pool" if test_from_pool else b"own-test")
     return Split(train, val, test, test_from_pool, h.hexdigest()[:16])
+
+
+def split_hash(split: Split, digest: str) -> str:
+    """The hash of the data a split serves: its indices (:attr:`Split.hash`) and the images' content ``digest``
+    (the dataset's ``meta["digest"]``)."""
+    return hashlib.sha256(f"{split.hash}:{digest}".encode()).hexdigest()[:16]

@@ -15,11 +15,8 @@ folder dataset (building the cache) holds its decoded images in memory once.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +26,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from bench.datasets import SplitData, SplitOptions, load_dataset, prepare
-from bench.datasets.splits import make_split
+from bench.datasets.splits import make_split, split_hash
+from cvbench_util.files import atomic_write
 
 BUDGET_ENV = "CVBENCH_MEMORY_BUDGET_MB"
 CHUNK_SHARE = 8  # a chunk of images takes at most budget / CHUNK_SHARE (room for its float32 intermediates)
@@ -157,27 +155,19 @@ def prepare_streamed(spec: str, opts: SplitOptions | None = None, *, budget_mb: 
     ds = load_dataset(spec, data_dir=data_dir, image_size=image_size, cache_dir=cache_dir, mmap=True)
     sp = make_split(ds.y_train, ds.y_test, opts, ds.class_names)
     Xt, yt = (ds.X_train, ds.y_train) if sp.test_from_pool else (ds.X_test, ds.y_test)
-    split_hash = hashlib.sha256(f"{sp.hash}:{ds.meta.get('digest', '')}".encode()).hexdigest()[:16]
+    data_hash = split_hash(sp, ds.meta.get("digest", ""))
     rows = chunk_rows_for(ds.X_train, budget_mb)
-    root = Path(ds.X_train.filename).parent / "splits" / split_hash
+    root = Path(ds.X_train.filename).parent / "splits" / data_hash
     if not (root / "done").exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
-        try:
+        # keep_existing: written concurrently by another worker, theirs is identical
+        with atomic_write(root, directory=True, keep_existing=True) as tmp:
             for name, src, idx in (("X_train", ds.X_train, sp.train), ("X_val", ds.X_train, sp.val),
                                    ("X_test", Xt, sp.test)):
                 _write_subset(tmp / f"{name}.npy", src, np.asarray(idx), rows)
             (tmp / "done").touch()
-            try:
-                os.replace(tmp, root)
-            except OSError:  # written concurrently by another worker: theirs is identical
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     X = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in ("X_train", "X_val", "X_test")}
     meta = dict(ds.meta)
-    meta.update(load_time_s=time.perf_counter() - t0, n_classes=ds.n_classes, split_hash=split_hash,
+    meta.update(load_time_s=time.perf_counter() - t0, n_classes=ds.n_classes, split_hash=data_hash,
                 streamed=True, memory_budget_mb=budget_mb,
                 chunk_rows=rows, decoded_mb=decoded_mb(ds))
     return SplitData(X["X_train"], ds.y_train[sp.train], X["X_val"], ds.y_train[sp.val], X["X_test"],

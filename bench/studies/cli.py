@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.cliargs import add_split_args, parse_params, split_options
 from bench.errors import ConfigError
 
 
@@ -18,8 +19,6 @@ def _safe(name: str) -> str:
 
 
 def add_study_parser(sub: Any) -> None:
-    from bench.cli import _add_split_args
-
     st = sub.add_parser("study", help="studies: data-efficiency, robustness, stats (significance), gallery")
     ss = st.add_subparsers(dest="study", required=True)
 
@@ -32,7 +31,7 @@ def add_study_parser(sub: Any) -> None:
         p.add_argument("--out", help="output directory (default <results>/studies/<study>/<dataset>)")
         p.add_argument("--dry-run", action="store_true",
                        help="list the jobs, and which are already done, without running or recording anything")
-        _add_split_args(p)
+        add_split_args(p)
 
     de = ss.add_parser("data-efficiency", help="accuracy vs training images per class; deep/classical crossover")
     common(de)
@@ -67,7 +66,6 @@ def add_study_parser(sub: Any) -> None:
 
 
 def run_study(a: argparse.Namespace) -> int:
-    from bench.cli import _parse_params, _split_options
     from bench.tracking import Tracker, results_dir
 
     tracker = Tracker()
@@ -95,10 +93,10 @@ def run_study(a: argparse.Namespace) -> int:
     if not a.pipeline:
         raise ConfigError("no pipeline given: use --pipeline NAME (repeatable, wildcards allowed)")
     pipelines = expand(a.pipeline)
-    overrides = _parse_params(a.param)
+    overrides = parse_params(a.param)
     params = {p: {k: v for t, kv in overrides.items() if t == "*" or fnmatchcase(p, t) for k, v in kv.items()}
               for p in pipelines}
-    split, image_size = _split_options(a, {})
+    split, image_size = split_options(a, {})
     if a.study == "data-efficiency":
         from bench.studies.data_efficiency import parse_sizes, run_data_efficiency
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.datasets import SplitData, prepare
+from cvbench_util.files import atomic_write
 
 
 def model_cache_dir() -> Path:
@@ -57,8 +58,6 @@ def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = No
     est.fit(data.X_train, data.y_train, **_fit_kwargs(est, data, lambda epoch, rec: None))
     fit_time = time.perf_counter() - t0
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        joblib.dump((est, fit_time), tmp)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            joblib.dump((est, fit_time), tmp)
     return est, {"fit_time_s": fit_time, "cached": False}

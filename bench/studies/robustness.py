@@ -9,12 +9,10 @@ every corruption × severity (:mod:`.corruptions`). One tracked run per (dataset
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +23,6 @@ from bench.studies.corruptions import CORRUPTIONS, SEVERITIES, corrupt, nuisance
 
 STUDY = "robustness"
 STUDY_VERSION = "1"  # bump when corruptions change
-
-
-@contextlib.contextmanager
-def no_feature_cache() -> Iterator[None]:
-    """Disable the on-disk feature cache: corrupted test copies are used once, caching them only fills the disk."""
-    from pipelines import cache
-
-    old, env = cache.get_cache_dir(), os.environ.pop("CVBENCH_FEATURE_CACHE", None)
-    cache.set_cache_dir(None)
-    try:
-        yield
-    finally:
-        cache.set_cache_dir(old)
-        if env is not None:
-            os.environ["CVBENCH_FEATURE_CACHE"] = env
 
 
 def study_identity(job_identity: str, corruptions: Sequence[str], severities: Sequence[int], seed: int) -> str:
@@ -77,6 +60,7 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
     from bench.runner import Job, experiment_name
     from bench.studies.fitting import fit_or_load, load_split
     from bench.tracking import Tracker
+    from pipelines import cache as feature_cache
     from pipelines.registry import get_spec
 
     tracker = tracker or Tracker()
@@ -125,7 +109,7 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
                 for s in severities:
                     if (c, s) not in corrupted:
                         corrupted[(c, s)] = corrupt(data.X_test, c, s, seed)
-                    with no_feature_cache():
+                    with feature_cache.disabled():  # corrupted copies are used once: caching only fills the disk
                         p = np.asarray(est.predict(corrupted[(c, s)]))
                     preds[f"{c}@{s}"] = p
                     acc_rows.append({"corruption": c, "nuisance": nuisance_family(c), "severity": s,

@@ -91,15 +91,6 @@ def mean_std(values: list[float] | np.ndarray) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
-def seed_summary(df: pd.DataFrame, keys: list[str], value: str = "test_accuracy") -> pd.DataFrame:
-    """Mean ± std over seeds of ``value`` per ``keys`` group (columns ``mean``, ``std``, ``n``)."""
-    rows = []
-    for k, g in df.groupby(keys, dropna=False):
-        m, s, n = mean_std(g[value].to_numpy())
-        rows.append({**dict(zip(keys, k if isinstance(k, tuple) else (k,))), "mean": m, "std": s, "n": n})
-    return pd.DataFrame(rows)
-
-
 # -- stored predictions -------------------------------------------------------------------------------------
 def load_predictions(tracker: Any, run_id: str) -> pd.DataFrame:
     """The ``predictions.csv`` artifact of a run (columns ``test_index, y_true, y_pred``)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,12 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from cvbench_util.digest import array_digest
+from cvbench_util.progress import progress, stage
 from pipelines.base import check_images
-from pipelines.cache import array_digest, cached_array
+from pipelines.cache import cached_array
 from pipelines.features.local import HEADER, LocalDescriptors, descriptor_vectors, unpack
 from pipelines.features.parallel import effective_n_jobs
-from pipelines.progress import progress, stage
 
 DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints")
 
@@ -137,7 +137,7 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
 
     def _map(self, fn: Callable[[int, int], Any], n: int, desc: str = "encode") -> Iterator[tuple[int, int, Any]]:
         """``(a, b, fn(a, b))`` for each chunk in order, on all cores; at most a few chunks in flight; a bar
-        ``<producer> <desc>`` on a terminal (:mod:`pipelines.progress`)."""
+        ``<producer> <desc>`` on a terminal (:mod:`cvbench_util.progress`)."""
         bounds = self._bounds(n)
         workers = min(effective_n_jobs(), len(bounds))
         prev = cv2.getNumThreads()
@@ -227,12 +227,10 @@ class DescriptorEncoding(TransformerMixin, BaseEstimator):
         """Fit the model on a seeded sample of the descriptors of ``X`` (the training images) only."""
         X = check_images(X)
         self._drop_spill()
-        t0 = time.perf_counter()
         res = cached_array(f"{self.producer}Model", self._key(), X, lambda: self._fit_all(X), self.version)
         self._set_model(unpack_arrays(res.value, list(self.model_names)))
         self.model_digest_ = array_digest(res.value)
         self.fit_time_s_, self.fit_cached_ = res.compute_time_s, res.cached
-        self.fit_wall_s_ = time.perf_counter() - t0
         return self
 
     # -- encoding --------------------------------------------------------------------------------------------

@@ -12,28 +12,23 @@ from collections.abc import Callable
 from typing import Any
 
 import cv2
+import joblib
 import numpy as np
 from joblib import Parallel, delayed
 
-from pipelines.progress import progress
+from cvbench_util.progress import progress
 
 
 def effective_n_jobs(n_jobs: int | None = None) -> int:
     """``n_jobs`` as a positive worker count (``None``: ``CVBENCH_N_JOBS``, else ``CVBENCH_THREADS``, else -1;
-    -1: every usable core).
+    -1: every usable core, as joblib counts them: the CPU affinity, capped by a cgroup CPU quota).
 
     The worker count never changes a feature's value, so it is not a transformer parameter (and not part
     of any cache key).
     """
     if n_jobs is None:
         n_jobs = int(os.environ.get("CVBENCH_N_JOBS") or os.environ.get("CVBENCH_THREADS") or "-1")
-    try:
-        n_cpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n_cpu = os.cpu_count() or 1
-    if n_jobs < 0:
-        return max(1, n_cpu + 1 + n_jobs)
-    return max(1, n_jobs)
+    return joblib.effective_n_jobs(n_jobs) if n_jobs < 0 else max(1, n_jobs)
 
 
 def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None, min_chunk: int = 256,
@@ -57,7 +52,7 @@ def map_chunks(fn: Callable[..., Any], X: np.ndarray, n_jobs: int | None = None,
         chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         results = Parallel(n_jobs=workers, backend=backend, return_as="generator")(
             delayed(fn)(X[a:b], a) if with_offset else delayed(fn)(X[a:b]) for a, b in chunks)
-        # a progress bar on a terminal only, silent in pipes and CI logs (pipelines.progress)
+        # a progress bar on a terminal only, silent in pipes and CI logs (cvbench_util.progress)
         name = getattr(fn, "__qualname__", "features")
         return list(progress(results, f"extract {name}", total=len(chunks), unit="chunk"))
     finally:

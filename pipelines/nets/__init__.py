@@ -1,7 +1,8 @@
 """Network architectures by name. ``build_net(name, in_channels, n_classes, size, **kw)`` makes one.
 
 Add a network with ``@register_net("name")`` on a builder taking
-``(in_channels: int, n_classes: int, size: tuple[int, int], **kw) -> nn.Module``.
+``(in_channels: int, n_classes: int, size: tuple[int, int], **kw) -> nn.Module``, in any module of this
+package: every one is imported before a lookup (:func:`pipelines.discovery.import_submodules`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import difflib
 from collections.abc import Callable
 
 from torch import nn
+
+from pipelines.discovery import import_submodules
 
 _NETS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -36,4 +39,4 @@ def build_net(name: str, in_channels: int, n_classes: int, size: tuple[int, int]
 
 
 def _load() -> None:
-    from pipelines.nets import airbench, classic, inception, small  # noqa: F401
+    import_submodules(__name__)  # each module registers the networks it defines
