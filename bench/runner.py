@@ -27,8 +27,8 @@ from bench.executors import Context, LocalExecutor, Task
 from bench.jobs import Job, JobResult, experiment_name  # noqa: F401  (re-exported)
 from bench.measure import environment_tags
 from bench.tracking import Tracker, results_dir
+from cvbench_util.progress import mode as progress_mode
 from pipelines.cache import get_cache_dir
-from pipelines.progress import mode as progress_mode
 
 
 def run_grid(jobs: Iterable[Job], *, tracker: Tracker | None = None, force: bool = False,

@@ -56,10 +56,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from cvbench_util.progress import progress
 from pipelines.base import FeatureClassifier, ImageFeatures, check_images
 from pipelines.features.concat import ConcatFeatures
 from pipelines.intersection import IntersectionSVM
-from pipelines.progress import progress
 
 
 class LinearSVM(ClassifierMixin, BaseEstimator):

@@ -26,11 +26,8 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("cvbench_util", "pipelines", "the shared helpers import neither bench nor pipelines"),
 )
 
-# Known cycles still to break, each as the sorted tuple of its modules. Keep this empty:
-# bench.runner <-> bench.executors is left to the execution-engine unification (issue 17).
-ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset({
-    ("bench.executors", "bench.runner"),
-})
+# Known cycles still to break, each as the sorted tuple of its modules. Keep this empty.
+ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 
 
 def module_name(path: Path, root: Path) -> str:
