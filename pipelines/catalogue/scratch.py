@@ -6,7 +6,9 @@ Every factory's keyword defaults are the whole recipe (see :class:`pipelines.tra
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import typing
+from typing import Annotated, Any
 
 from pipelines.airbench import AirbenchClassifier
 from pipelines.params import Interval
@@ -14,79 +16,48 @@ from pipelines.registry import register
 from pipelines.training import NetClassifier
 
 
-def _net(arch: str, **kw) -> NetClassifier:
-    return NetClassifier(arch=arch, **kw)
+def scratch_net(name: str, arch: str, description: str, hide: tuple[str, ...] = (), **recipe: Any) -> None:
+    """Register pipeline ``name``: :class:`NetClassifier` building network ``arch``, whose parameters are the
+    estimator's own constructor arguments (all but ``arch`` and ``hide``) at the ``recipe``'s values where it
+    gives one, else the estimator's defaults. One line per network, nothing re-typed."""
+    sig = inspect.signature(NetClassifier)
+    hints = typing.get_type_hints(NetClassifier.__init__, include_extras=True)
+    unknown = set(recipe) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{name}: NetClassifier has no parameter(s) {sorted(unknown)}")
+    params = [p.replace(default=recipe.get(p.name, p.default), annotation=hints.get(p.name, p.annotation),
+                        kind=inspect.Parameter.KEYWORD_ONLY)
+              for p in sig.parameters.values() if p.name not in ("arch", *hide)]
+
+    def factory(**kw: Any) -> NetClassifier:
+        return NetClassifier(arch=arch, **kw)
+
+    factory.__signature__ = sig.replace(parameters=params, return_annotation=NetClassifier)  # type: ignore[attr-defined]
+    factory.__name__ = factory.__qualname__ = name.replace("-", "_")
+    factory.__doc__ = description
+    register(name, family="scratch", features="pixels" if arch == "mlp" else "cnn",
+             classifier="mlp" if arch == "mlp" else "softmax")(factory)
 
 
-@register("cnn-small", family="scratch", features="cnn", classifier="softmax")
-def cnn_small(width: int = 32, epochs: int = 8, batch_size: int = 128, lr: float = 0.05,
-              optimizer: str = "sgd", schedule: str = "onecycle", weight_decay: float = 5e-4,
-              label_smoothing: float = 0.0, augment: str = "none", hflip: bool | None = None,
-              patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
-              device: str = "auto", seed: int = 0) -> NetClassifier:
-    """Small 3-block CNN (BN, ReLU, max-pool), SGD-Nesterov + OneCycle: the CPU-friendly scratch baseline."""
-    return _net("cnn-small", **locals())
-
-
-@register("mlp", family="scratch", features="pixels", classifier="mlp")
-def mlp(width: int = 300, epochs: int = 20, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
-        schedule: str = "onecycle", weight_decay: float = 1e-4, label_smoothing: float = 0.0,
-        augment: str = "none", hflip: bool | None = None, patience: int | None = None,
-        time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
-        seed: int = 0) -> NetClassifier:
-    """Fully connected net on flattened pixels (one hidden layer of ``width`` ReLUs; see ``n_params``)."""
-    return _net("mlp", **locals())
-
-
-@register("lenet5", family="scratch", features="cnn", classifier="softmax")
-def lenet5(epochs: int = 12, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
-           schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.0,
-           augment: str = "none", hflip: bool | None = None, patience: int | None = None,
-           time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
-           seed: int = 0) -> NetClassifier:
-    """LeNet-5 as in the lecture table: conv20-pool-conv50-pool-FC500-FC (ReLU, max-pool)."""
-    return _net("lenet5", **locals())
-
-
-@register("alexnet-s", family="scratch", features="cnn", classifier="softmax")
-def alexnet_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.05,
-              optimizer: str = "sgd", schedule: str = "onecycle", weight_decay: float = 5e-4,
-              label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
-              patience: int | None = None, time_budget_s: float | None = None, compile: bool = False,
-              device: str = "auto", seed: int = 0) -> NetClassifier:
-    """AlexNet-style 5-conv net (with BN) scaled to small inputs, dropout FC head."""
-    return _net("alexnet-s", **locals())
-
-
-@register("vgg-s", family="scratch", features="cnn", classifier="softmax")
-def vgg_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.05, optimizer: str = "sgd",
-          schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
-          augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
-          time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
-          seed: int = 0) -> NetClassifier:
-    """VGG-11-style stacks of 3×3 conv-BN-ReLU with max-pools, global-pooled head."""
-    return _net("vgg-s", **locals())
-
-
-@register("resnet-s", family="scratch", features="cnn", classifier="softmax")
-def resnet_s(width: int = 64, epochs: int = 40, batch_size: int = 256, lr: float = 0.2, optimizer: str = "sgd",
-             schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
-             augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
-             time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
-             seed: int = 0) -> NetClassifier:
-    """ResNet-18 layout (torchvision BasicBlocks) with a 3×3 stem for small images; width 64 = ResNet-18."""
-    return _net("resnet-s", **locals())
-
-
-@register("inception-s", family="scratch", features="cnn", classifier="softmax")
-def inception_s(width: int = 64, epochs: int = 30, batch_size: int = 128, lr: float = 0.1, optimizer: str = "sgd",
-                schedule: str = "onecycle", weight_decay: float = 5e-4, label_smoothing: float = 0.1,
-                augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
-                time_budget_s: float | None = None, compile: bool = False, device: str = "auto",
-                seed: int = 0) -> NetClassifier:
-    """Small GoogLeNet: six Inception modules (1×1, 3×3, double-3×3 and pool-projection branches, BN), a 3×3
-    stem for small images, global-pooled head; width 64 = GoogLeNet's channel counts (see ``n_params``)."""
-    return _net("inception-s", **locals())
+# SGD-Nesterov + OneCycle everywhere; the standard augmentation (crop + flip where allowed) and label smoothing
+# for the deeper nets
+scratch_net("cnn-small", "cnn-small", "Small 3-block CNN (BN, ReLU, max-pool), SGD-Nesterov + OneCycle: the "
+            "CPU-friendly scratch baseline.", width=32, epochs=8)
+scratch_net("mlp", "mlp", "Fully connected net on flattened pixels (one hidden layer of ``width`` ReLUs; see "
+            "``n_params``).", width=300, epochs=20, weight_decay=1e-4)
+scratch_net("lenet5", "lenet5", "LeNet-5 as in the lecture table: conv20-pool-conv50-pool-FC500-FC (ReLU, "
+            "max-pool).", hide=("width",), epochs=12)
+scratch_net("alexnet-s", "alexnet-s", "AlexNet-style 5-conv net (with BN) scaled to small inputs, dropout FC head.",
+            width=64, epochs=30, label_smoothing=0.1, augment="standard")
+scratch_net("vgg-s", "vgg-s", "VGG-11-style stacks of 3×3 conv-BN-ReLU with max-pools, global-pooled head.",
+            width=64, epochs=30, label_smoothing=0.1, augment="standard")
+scratch_net("resnet-s", "resnet-s", "ResNet-18 layout (torchvision BasicBlocks) with a 3×3 stem for small images; "
+            "width 64 = ResNet-18.", width=64, epochs=40, batch_size=256, lr=0.2, label_smoothing=0.1,
+            augment="standard")
+scratch_net("inception-s", "inception-s", "Small GoogLeNet: six Inception modules (1×1, 3×3, double-3×3 and "
+            "pool-projection branches, BN), a 3×3 stem for small images, global-pooled head; width 64 = "
+            "GoogLeNet's channel counts (see ``n_params``).", width=64, epochs=30, lr=0.1, label_smoothing=0.1,
+            augment="standard")
 
 
 @register("airbench-cnn", family="scratch", features="cnn", classifier="softmax")
