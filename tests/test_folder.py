@@ -90,6 +90,24 @@ def test_decoded_cache_hit_is_identical(tmp_path):
     np.testing.assert_array_equal(first.y_test, second.y_test)
 
 
+def test_a_folder_declares_flips_in_its_spec_and_shares_one_decoded_cache(tmp_path):
+    """Flips stay off for a folder unless ``?hflip=true`` says they preserve its labels; the option changes no
+    pixel, so both specs read one decoded cache entry, and a flipping network then gets allow_hflip."""
+    from bench.execute import _fit_kwargs
+    from pipelines.training import NetClassifier
+
+    tree = make_tree(tmp_path / "ds", corrupt=False)
+    plain = prepare(f"folder:{tree}", cache_dir=tmp_path / "cache")
+    flips = prepare(f"folder:{tree}?hflip=true", cache_dir=tmp_path / "cache")
+    assert plain.meta["allow_hflip"] is False and flips.meta["allow_hflip"] is True
+    assert flips.meta["cache"] == "hit" and len(list((tmp_path / "cache").iterdir())) == 1
+    np.testing.assert_array_equal(plain.X_train, flips.X_train)
+    net = NetClassifier(arch="mlp", width=8, epochs=1, device="cpu")
+    assert [_fit_kwargs(net, d, lambda e, r: None)["allow_hflip"] for d in (plain, flips)] == [False, True]
+    with pytest.raises(DatasetError, match="hflip=true"):
+        load_dataset(f"folder:{tree}?flip=yes")
+
+
 def test_nothing_decodable_is_an_error_naming_the_path(tmp_path):
     d = tmp_path / "bad" / "cls"
     d.mkdir(parents=True)

@@ -89,27 +89,49 @@ def _load_cached(path: Path, mmap: bool) -> Dataset | None:
         return None
 
 
+def folder_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """``folder:PATH?hflip=true`` → (``folder:PATH``, ``{"allow_hflip": True}``). A folder's images say nothing
+    about whether a horizontal flip preserves their labels (it does for CIFAR-10 or photos, not for digits or
+    text), so flips stay off unless the spec declares them."""
+    if not spec.startswith("folder:") or "?" not in spec:
+        return spec, {}
+    base, _, query = spec.rpartition("?")
+    opts: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        k, _, v = item.partition("=")
+        if k != "hflip" or v.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise DatasetError(f"{spec!r}: unknown folder option {item!r}; the one option is hflip=true|false "
+                               "(whether a horizontal flip preserves the labels), e.g. folder:PATH?hflip=true")
+        opts["allow_hflip"] = v.lower() in ("true", "1", "yes")
+    return base, opts
+
+
 def load_dataset(spec: str, *, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
                  cache_dir: str | os.PathLike | None = None, mmap: bool = False) -> Dataset:
-    """Load ``spec`` (a registered name or ``folder:PATH``), through the decoded-array cache when given."""
+    """Load ``spec`` (a registered name or ``folder:PATH[?hflip=true]``), through the decoded-array cache when
+    given."""
     if not spec.startswith("folder:"):
         dataset_info(spec)  # unknown names fail fast, with suggestions
+    source, folder_opts = folder_options(spec)  # the options change no pixel: one decoded cache for all
     cache_path = None
     if cache_dir is not None:
-        key = _source_key(spec, image_size)
+        key = _source_key(source, image_size)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in spec)[-60:]
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in source)[-60:]
         cache_path = Path(cache_dir) / f"{safe}-{digest}"
         if (cache_path / "meta.json").exists():
             ds = _load_cached(cache_path, mmap)
             if ds is not None:
                 ds.meta["cache"] = "hit"
+                if spec.startswith("folder:"):
+                    ds.name = spec
+                    ds.meta["allow_hflip"] = folder_opts.get("allow_hflip", False)
                 return ds
     t0 = time.perf_counter()
     if spec.startswith("folder:"):
-        ds = load_folder(spec[len("folder:"):], image_size=image_size)
+        ds = load_folder(source[len("folder:"):], image_size=image_size)
         ds.name = spec
-        ds.meta.setdefault("allow_hflip", False)
+        ds.meta["allow_hflip"] = folder_opts.get("allow_hflip", False)
     else:
         info = dataset_info(spec)
         ds = info["loader"](data_dir=Path(data_dir) if data_dir else default_data_dir(), image_size=image_size)
