@@ -124,6 +124,15 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
     release_memory()
     with PeakRSS() as mem_pred, feature_cache.charging() as charged_pred, Timer() as t_pred:
         y_pred = np.asarray(est.predict(data.X_test))
+    costs = _cost_metrics(est, info, t_fit.seconds, t_pred.seconds, len(y_pred))
+    # a prediction under a second is timed again, best of up to 5 (as timeit does): one pass at that scale is
+    # mostly scheduler noise, and its throughput varied 2x between identical jobs
+    for _ in range(4 if t_pred.seconds < 1.0 else 0):
+        with Timer() as t_again:
+            est.predict(data.X_test)
+        again = _cost_metrics(est, info, t_fit.seconds, t_again.seconds, len(y_pred))
+        if again["predict_time_s"] < costs["predict_time_s"]:
+            costs.update({k: v for k, v in again.items() if k.startswith(("predict", "inference"))})
     fit_peak = max(mem_fit.peak_mb + charged_fit.residue_mb, charged_fit.peak_mb)
     pred_peak = max(mem_pred.peak_mb + charged_pred.residue_mb, charged_pred.peak_mb)
     # the same footprint in malloc-allocated bytes: the allocator's retention left out, so order-independent
@@ -135,7 +144,7 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
         "test_accuracy": accuracy_score(data.y_test, y_pred),
         "test_balanced_accuracy": balanced_accuracy_score(data.y_test, y_pred),  # mean per-class accuracy
         "test_macro_f1": f1_score(data.y_test, y_pred, average="macro", zero_division=0),
-        **_cost_metrics(est, info, t_fit.seconds, t_pred.seconds, len(y_pred)),
+        **costs,
         "fit_peak_rss_mb": fit_peak, "predict_peak_rss_mb": pred_peak, "peak_rss_mb": max(fit_peak, pred_peak),
         **alloc,
         "model_size_mb": model_size_mb(est),
