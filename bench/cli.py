@@ -130,7 +130,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
 def _jobs(a: argparse.Namespace) -> list:
     from fnmatch import fnmatchcase
 
-    from bench.runner import Job
+    from bench.jobs import Job
     from bench.suites import load_suite
     from pipelines.registry import expand
 

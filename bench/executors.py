@@ -3,7 +3,7 @@ All three are one engine: :meth:`Executor.run` schedules, retries, handles Ctrl-
 
 Every executor runs the same self-contained :func:`run_job` (it reloads the dataset through the decoded cache
 and logs to the tracking URI it is given, under the parent run it is given), so a result is the same wherever
-it ran. A job that raises ends as a FAILED run and a FAILED :class:`~bench.runner.JobResult`; it never stops
+it ran. A job that raises ends as a FAILED run and a FAILED :class:`~bench.jobs.JobResult`; it never stops
 the grid. Failed jobs are resubmitted up to ``retries`` times (each attempt is its own MLflow run); user errors
 (a dataset that does not exist) are not retried. The grid's results come back in completion order.
 

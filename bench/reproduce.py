@@ -31,7 +31,7 @@ class Planned:
 
     ref: Reference
     dataset: str
-    jobs: list[Any] = field(default_factory=list)  # bench.runner.Job
+    jobs: list[Any] = field(default_factory=list)  # bench.jobs.Job
     status: str = "planned"  # planned | measured | failed: … | not run: …
     detail: str = ""
     run_ids: list[str] = field(default_factory=list)
@@ -70,7 +70,7 @@ def plan(families: list[Family], datasets: dict[str, str | None], budget: str = 
          rows: str | None = None, max_seeds: int | None = None) -> list[Planned]:
     """Every selected row of the selected families, with its jobs (one per seed, at most ``max_seeds``) or the
     reason it cannot run."""
-    from bench.runner import Job
+    from bench.jobs import Job
 
     out = []
     for fam in families:

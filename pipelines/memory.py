@@ -134,7 +134,7 @@ class PeakRSS:
             if self.alloc_peak is None:
                 wait = self.interval_s
             else:  # a short block's whole peak may last a few ms: sample it 10x finer for its first 0.1 s
-                wait = self.alloc_interval_s / (10 if now - self._t0 < 0.1 else 1)
+                wait = self.alloc_interval_s / (50 if now - self._t0 < 0.1 else 1)
             self._stop.wait(wait)
 
     def _fold_hwm(self) -> None:

@@ -33,7 +33,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpg.
 
 def _images(spec: str | None, n: int) -> tuple[str, np.ndarray]:
     from bench.datasets import SplitOptions, prepare
-    from bench.runner import dataset_cache_dir
+    from bench.execute import dataset_cache_dir
 
     spec = spec or (f"folder:{SHARED}" if SHARED.exists() else "mnist5k")
     d = prepare(spec, SplitOptions(), cache_dir=dataset_cache_dir())

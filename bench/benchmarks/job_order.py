@@ -25,7 +25,8 @@ SPARE = ["pixels-ridge", "hog-ridge"]  # stand in for the job itself when it is 
 
 def _child(dataset: str, jobs: list[str], params: dict) -> None:
     from bench.datasets import SplitOptions
-    from bench.runner import Job, run_grid
+    from bench.jobs import Job
+    from bench.runner import run_grid
 
     res = run_grid([Job(dataset, p, 0, params.get(p, {}), SplitOptions()) for p in jobs], log=lambda m: None)
     last = res[-1]

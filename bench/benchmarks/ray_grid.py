@@ -22,7 +22,7 @@ DEFAULT = ("pixels-knn,pixels-ridge,pixels-logreg,hog-knn,hog-ridge,hog-logreg,l
 
 def _grid(pipelines: list[str], dataset: str):
     from bench.datasets import SplitOptions
-    from bench.runner import Job
+    from bench.jobs import Job
     from pipelines.registry import list_pipelines
 
     avail = set(list_pipelines("*"))

@@ -4,7 +4,7 @@
 
 Default dataset: CIFAR-10 from ../shared/data/cifar10-jpg.zip (60 000 images, 175.8 MiB decoded) when present,
 else mnist5k at 64×64 (19.5 MiB). The decoded cache is built first, outside the measurement. Each mode then runs
-the same job (``bench.runner.execute``: load, fit, predict, log) in a fresh process; ``bench.measure.PeakRSS``
+the same job (``bench.execute.execute``: load, fit, predict, log) in a fresh process; ``bench.measure.PeakRSS``
 samples that process's resident memory, and the script prints the peak above the resident memory just before
 the job (imports excluded: the same job first runs on digits), next to the budget and the decoded size.
 """
@@ -24,8 +24,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpg.
 
 def _child(mode: str, spec: str, image_size: int | None, pipeline: str, params: dict, budget: float) -> None:
     from bench.datasets import SplitOptions
+    from bench.execute import configure_caches, dataset_cache_dir, execute
+    from bench.jobs import Job
     from bench.measure import PeakRSS
-    from bench.runner import Job, configure_caches, dataset_cache_dir, execute
     from bench.tracking import Tracker
 
     configure_caches()
@@ -67,7 +68,7 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="cvbench-streammem-")
     os.environ["CVBENCH_RESULTS"] = root
     from bench.datasets import load_dataset
-    from bench.runner import dataset_cache_dir
+    from bench.execute import dataset_cache_dir
 
     print(f"building the decoded cache of {spec} (image_size={image_size}) ...", flush=True)
     ds = load_dataset(spec, image_size=image_size, cache_dir=dataset_cache_dir(), mmap=True)

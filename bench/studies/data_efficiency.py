@@ -196,7 +196,7 @@ def with_min_steps(resolved: dict[str, Any], overrides: dict[str, Any], n_train:
 
 def _n_train(dataset: str, split: Any, image_size: int | None, data_dir: str | None) -> int:
     from bench.datasets import prepare
-    from bench.runner import dataset_cache_dir
+    from bench.execute import dataset_cache_dir
 
     return len(prepare(dataset, split, image_size=image_size, data_dir=data_dir, cache_dir=dataset_cache_dir()).y_train)
 
@@ -218,8 +218,9 @@ def run_data_efficiency(dataset: str, pipelines: Sequence[str], *, sizes: Sequen
     ``dry_run`` only lists the cells: which would run (``plan``) and which are done (``skip``), creating no
     experiment and no run; it returns ``{"planned": [...], "skipped": [...]}`` (run names with their size)."""
     from bench.datasets import SplitOptions
+    from bench.jobs import Job, experiment_name
     from bench.measure import environment_tags
-    from bench.runner import Job, experiment_name, run_grid
+    from bench.runner import run_grid
     from bench.tracking import Tracker
     from pipelines.registry import get_spec
 

@@ -2,7 +2,7 @@
 
 The runner does not persist fitted models, so studies that need one (robustness, gallery) fit it here once and
 cache it on disk under ``<results>/cache/models/<job identity>.joblib``; the identity is the runner's
-:meth:`bench.runner.Job.identity`, so any change of data, split, parameters, seed or code version refits.
+:meth:`bench.jobs.Job.identity`, so any change of data, split, parameters, seed or code version refits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def model_cache_dir() -> Path:
 
 
 def load_split(job: Any, data_dir: str | None = None) -> SplitData:
-    from bench.runner import configure_caches, dataset_cache_dir
+    from bench.execute import configure_caches, dataset_cache_dir
 
     configure_caches()
     return prepare(job.dataset, job.split, image_size=job.image_size, data_dir=data_dir,
@@ -39,7 +39,7 @@ def fit_or_load(job: Any, data: SplitData, use_cache: bool = True, log: Any = No
     """The fitted estimator of ``job`` on ``data`` and ``{"fit_time_s", "cached"}``."""
     import joblib
 
-    from bench.runner import _fit_kwargs, configure_caches
+    from bench.execute import _fit_kwargs, configure_caches
     from pipelines.registry import create
 
     configure_caches()

@@ -378,8 +378,8 @@ def make_gallery(dataset: str, pipelines: Sequence[str], out: str | Path, *, see
     ``dry_run`` only says which pipelines would be fitted and which have a cached model, writing nothing and
     creating no run; it returns ``[]``."""
     from bench.datasets import SplitOptions
+    from bench.jobs import Job, experiment_name
     from bench.measure import environment_tags
-    from bench.runner import Job, experiment_name
     from bench.studies.fitting import fit_or_load, load_split
     from pipelines.registry import get_spec
 

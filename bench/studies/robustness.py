@@ -56,8 +56,8 @@ def run_robustness(dataset: str, pipelines: Sequence[str], *, seed: int = 0, spl
     is cached) and which are done (``skip``), creating no experiment and no run; it returns a frame
     (pipeline, status ``PLANNED`` | ``SKIPPED``, run_id, model_cached)."""
     from bench.datasets import SplitOptions
+    from bench.jobs import Job, experiment_name
     from bench.measure import environment_tags
-    from bench.runner import Job, experiment_name
     from bench.studies.fitting import fit_or_load, load_split
     from bench.tracking import Tracker
     from pipelines import cache as feature_cache
