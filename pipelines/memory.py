@@ -133,7 +133,7 @@ class PeakRSS:
                 next_rss = now + self.interval_s
             if self.alloc_peak is None:
                 wait = self.interval_s
-            else:  # a short block's whole peak may last a few ms: sample it 10x finer for its first 0.1 s
+            else:  # a short block's whole peak may last a few ms: sample it 50x finer for its first 0.1 s
                 wait = self.alloc_interval_s / (50 if now - self._t0 < 0.1 else 1)
             self._stop.wait(wait)
 
@@ -172,7 +172,7 @@ class PeakRSS:
     def alloc_peak_mb(self) -> float | None:
         """Highest ``malloc``-allocated size above the size at entry (sampled every ``alloc_interval_s``), in MiB;
         ``None`` where :func:`allocated_bytes` is unavailable. A peak held for less than one interval can be missed;
-        it is then at most what the job could write in 5 ms (tens of MB; 0.5 ms during a block's first 0.1 s, so that
+        it is then at most what the job could write in 5 ms (tens of MB; 0.1 ms during a block's first 0.1 s, so that
         a short block's peak is seen). The job's own footprint without the allocator's
         retention, so the same block gives the same figure whatever ran before it."""
         if self.alloc_peak is None or self.alloc_start is None:
