@@ -123,9 +123,7 @@ def _build_imagenet_model(name: str, weights: str, download: bool) -> nn.Module:
         import timm
 
         # timm's TF-compatible variant of the same network (identical tensors): TensorFlow "SAME" padding and
-        # batch-norm eps 1e-3, as the weights were trained. With the PyTorch-style `efficientnet_lite0` and
-        # ImageNet normalisation the weights still classify photos, but a CIFAR-10 linear probe (2,000 train
-        # / 1,000 test, 128 px) measured 64.9%, against 70.9% for this variant with [-1, 1] inputs.
+        # batch-norm eps 1e-3, as the weights were trained (why: see docs/measurements.md#transfer)
         model = timm.create_model(TIMM_LITE0, pretrained=False)
         if weights == "imagenet":
             model.load_state_dict(_lite0_state_dict(model))
@@ -243,10 +241,7 @@ class ImagenetPrep:
 
 # -- frozen features -----------------------------------------------------------------------------------------
 # Backbones whose embedding can also hold earlier blocks (timm block indices), global-pooled and concatenated
-# with the penultimate layer. Measured on CIFAR-10 (4,000 train / 2,000 val, 224 px, logistic regression):
-# penultimate layer alone 78.2%, with blocks 4–6 (112 + 192 + 320 channels) 79.7%; adding blocks 2–3, a 2×2
-# pooling grid or max pooling gained nothing more, and neither did 288 px, bicubic resizing or flip averaging.
-# On all of CIFAR-10 (45,000 train, 10,000 test): 81.3% → 83.5% test accuracy.
+# with the penultimate layer (why these blocks: see docs/measurements.md#transfer).
 MULTISCALE_BLOCKS = {"efficientnet_lite0": (4, 5, 6)}
 
 
@@ -288,9 +283,9 @@ def load_embedder(name: str, weights: str = "imagenet", multiscale: bool = False
 class BackboneFeatures(ImageFeatures):
     """Frozen backbone embeddings (see :class:`Embedder`), cached on disk like classical features.
 
-    On every device the network runs channels-last (on the 2-core CPU, EfficientNet-Lite0 at 224 px: about
-    1.8× faster than NCHW). ``compile=True`` adds ``torch.compile`` (about 45 s of compilation on that CPU,
-    then about 3× faster again); the last batch is padded to full size so that it needs no second compilation.
+    On every device the network runs channels-last. ``compile=True`` adds ``torch.compile`` (a one-off
+    compilation, then faster; figures: docs/measurements.md#transfer); the last batch is padded to full size so
+    that it needs no second compilation.
     """
 
     version = "2"
