@@ -126,7 +126,7 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
         y_pred = np.asarray(est.predict(data.X_test))
     costs = _cost_metrics(est, info, t_fit.seconds, t_pred.seconds, len(y_pred))
     # a prediction under a second is timed again, best of up to 5 (as timeit does): one pass at that scale is
-    # mostly scheduler noise, and its throughput varied 2x between identical jobs
+    # mostly scheduler noise (why: see docs/measurements.md#execute)
     for _ in range(4 if t_pred.seconds < 1.0 else 0):
         with Timer() as t_again:
             est.predict(data.X_test)

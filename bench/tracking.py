@@ -188,7 +188,28 @@ class Tracker:
             _retry(lambda: self.client.log_artifacts(run_id, d), "log artifacts")
 
     def download_artifact(self, run_id: str, path: str, dst: str) -> str:
+        """Download the run's artifact ``path`` (file or directory) into ``dst``; its local path."""
         return self.client.download_artifacts(run_id, path, dst)
+
+    def artifact_bytes(self, run_id: str, path: str) -> bytes:
+        """The content of the run's artifact file ``path`` (MLflow downloads it; no path into the store is built
+        here, so local and server-proxied artifact stores read alike)."""
+        with tempfile.TemporaryDirectory() as d:
+            return Path(self.download_artifact(run_id, path, d)).read_bytes()
+
+    def artifact_text(self, run_id: str, path: str) -> str:
+        """The run's artifact file ``path`` as UTF-8 text."""
+        return self.artifact_bytes(run_id, path).decode("utf-8")
+
+    def artifact_dict(self, run_id: str, path: str) -> Any:
+        """The run's JSON artifact ``path``, parsed."""
+        return json.loads(self.artifact_text(run_id, path))
+
+    def artifact_files(self, run_id: str, path: str) -> dict[str, bytes]:
+        """Every file under the run's artifact directory ``path``: ``{path relative to it (POSIX): content}``."""
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(self.download_artifact(run_id, path, d))
+            return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
     # -- search --------------------------------------------------------------------------------------------
     def experiments(self) -> list[Any]:

@@ -67,9 +67,8 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
     class), all classes solved at once by L-BFGS.
 
     Hand-written because liblinear (behind ``LinearSVC``) is single-threaded, works one class at a time and
-    its coordinate descent barely converges on dense, non-separable data: on 10k CIFAR images × 5.9k
-    HOG+colour features it ran for over ten minutes per C value. Here each L-BFGS step is two dense matrix
-    products (BLAS, all cores), so the same fit takes seconds. Unlike liblinear the intercept is not
+    its coordinate descent barely converges on dense, non-separable data (see docs/measurements.md#classifiers).
+    Here each L-BFGS step is two dense matrix products (BLAS). Unlike liblinear the intercept is not
     regularised. ``max_iter`` caps L-BFGS iterations.
     """
 
@@ -99,8 +98,8 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
             gb = G.sum(axis=0, dtype=np.float64)
             return f, np.concatenate([gW.ravel(), gb])
 
-        # One BLAS thread: on the shared 2-core machine, spinning BLAS threads made this 7x slower (33 s vs
-        # 4.5 s on 3.6k HOG vectors); features are extracted on all cores, classifiers run one per process.
+        # One BLAS thread: features are extracted on all cores, classifiers run one per process
+        # (why: see docs/measurements.md#classifiers).
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):

@@ -16,8 +16,7 @@ _libc: Any = None
 
 def _glibc() -> Any:
     """glibc (``None`` elsewhere)."""
-    # Pinning glibc's mmap threshold (so that every large block is returned on free) would make the measured
-    # footprint steadier, but doubled a CNN's training time on this machine (every tensor fresh pages): not done.
+    # glibc's mmap threshold is not pinned (it would slow training): see docs/measurements.md#memory
     global _libc
     if _libc is None:
         try:
@@ -49,8 +48,8 @@ _mallinfo2: Any = None
 def allocated_bytes() -> int | None:
     """Bytes this process holds from ``malloc`` right now (glibc >= 2.33 ``mallinfo2``: in-use heap chunks of all
     arenas plus mmap'd blocks), or ``None`` elsewhere. Unlike the resident size it does not count what the
-    allocator keeps after a free (fragmented arenas of worker threads), which made the same job's RSS peak vary
-    by ±15% from one process to the next while its allocated peak varied by ±1% (cnn-small on mnist5k)."""
+    allocator keeps after a free (fragmented arenas of worker threads), so it varies far less from one process
+    to the next (see docs/measurements.md#memory)."""
     global _mallinfo2
     if _mallinfo2 is None:
         libc = _glibc()

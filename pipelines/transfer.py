@@ -15,17 +15,19 @@ This is the only module that knows where pretrained weights come from:
   in training mode would return their logits too.
 
 Inputs: ``uint8`` images, centre-cropped to a square, resized to ``resolution`` (224 by default; smaller
-is much faster on CPU), ImageNet mean/std normalisation, grayscale replicated to 3 channels.
+is much faster on CPU), normalised with the mean / std the weights were trained with — read from the libraries'
+own metadata (:func:`backbone_normalisation`) — and grayscale replicated to 3 channels.
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 import time
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,11 +47,10 @@ from pipelines.training import (
     use_all_cores,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Input normalisation each backbone was trained with (default: ImageNet mean / std). The packaged
-# EfficientNet-Lite0 weights come from TensorFlow, trained on inputs scaled to [-1, 1].
-BACKBONE_NORM = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
+
+TIMM_LITE0 = "tf_efficientnet_lite0"  # timm's architecture (and pretrained config) for efficientnet_lite0
 TORCHVISION_BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16", "alexnet",
                          "googlenet")
 BACKBONES = ("efficientnet_lite0", *TORCHVISION_BACKBONES)
@@ -77,11 +78,16 @@ def _lite0_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def torchvision_weights_file(name: str) -> tuple[str, Path]:
-    """``(url, local path)`` of torchvision's default ImageNet weights for backbone ``name``."""
+def torchvision_weights(name: str) -> WeightsEnum:
+    """torchvision's default ImageNet weights enum for backbone ``name`` (metadata only: nothing is downloaded)."""
     import torchvision.models as tvm
 
-    url = tvm.get_model_weights(name).DEFAULT.url
+    return tvm.get_model_weights(name).DEFAULT
+
+
+def torchvision_weights_file(name: str) -> tuple[str, Path]:
+    """``(url, local path)`` of torchvision's default ImageNet weights for backbone ``name``."""
+    url = torchvision_weights(name).url
     return url, Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
@@ -117,10 +123,8 @@ def _build_imagenet_model(name: str, weights: str, download: bool) -> nn.Module:
         import timm
 
         # timm's TF-compatible variant of the same network (identical tensors): TensorFlow "SAME" padding and
-        # batch-norm eps 1e-3, as the weights were trained. With the PyTorch-style `efficientnet_lite0` and
-        # ImageNet normalisation the weights still classify photos, but a CIFAR-10 linear probe (2,000 train
-        # / 1,000 test, 128 px) measured 64.9%, against 70.9% for this variant with [-1, 1] inputs.
-        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        # batch-norm eps 1e-3, as the weights were trained (why: see docs/measurements.md#transfer)
+        model = timm.create_model(TIMM_LITE0, pretrained=False)
         if weights == "imagenet":
             model.load_state_dict(_lite0_state_dict(model))
     else:
@@ -168,12 +172,47 @@ def load_backbone(name: str, weights: str = "imagenet", download: bool = True) -
 
 
 # -- preprocessing -------------------------------------------------------------------------------------------
+Triple = tuple[float, float, float]
+
+
+def imagenet_normalisation() -> tuple[Triple, Triple]:
+    """ImageNet's per-channel ``(mean, std)`` of [0, 1] inputs (timm's ``IMAGENET_DEFAULT_MEAN`` / ``_STD``)."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    return _triple(IMAGENET_DEFAULT_MEAN), _triple(IMAGENET_DEFAULT_STD)
+
+
+@functools.cache
+def backbone_normalisation(name: str) -> tuple[Triple, Triple]:
+    """``(mean, std)`` the pretrained weights of backbone ``name`` expect, from the libraries' own metadata:
+    torchvision's weights enum (``weights.transforms()``) or timm's pretrained config (``resolve_data_config``;
+    the TensorFlow-trained EfficientNet-Lite0 takes inputs in [-1, 1]: mean 0.5, std 0.5). Nothing is downloaded."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
+    if name == "efficientnet_lite0":
+        from timm.data import resolve_data_config
+        from timm.models import get_pretrained_cfg
+
+        cfg = resolve_data_config(pretrained_cfg=get_pretrained_cfg(TIMM_LITE0).to_dict())
+        return _triple(cfg["mean"]), _triple(cfg["std"])
+    t = torchvision_weights(name).transforms()
+    return _triple(t.mean), _triple(t.std)
+
+
+def _triple(v: Any) -> Triple:
+    a, b, c = (float(x) for x in v)
+    return a, b, c
+
+
 class ImagenetPrep:
     """``uint8 (N, C, H, W)`` → float ``(N, 3, r, r)``: centre square crop, resize, normalisation (ImageNet
     mean / std unless given; :meth:`for_backbone` uses the one the backbone was trained with)."""
 
-    def __init__(self, resolution: int, device: torch.device, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD, channels_last: bool | None = None):
+    def __init__(self, resolution: int, device: torch.device, mean: tuple[float, ...] | None = None,
+                 std: tuple[float, ...] | None = None, channels_last: bool | None = None):
+        if mean is None or std is None:
+            imagenet = imagenet_normalisation()
+            mean, std = imagenet[0] if mean is None else mean, imagenet[1] if std is None else std
         self.resolution = resolution
         self.channels_last = device.type == "cuda" if channels_last is None else channels_last
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
@@ -182,8 +221,8 @@ class ImagenetPrep:
     @classmethod
     def for_backbone(cls, name: str, resolution: int, device: torch.device,
                      channels_last: bool | None = None) -> ImagenetPrep:
-        return cls(resolution, device, *BACKBONE_NORM.get(name, (IMAGENET_MEAN, IMAGENET_STD)),
-                   channels_last=channels_last)
+        """The preprocessing backbone ``name`` was trained with (:func:`backbone_normalisation`)."""
+        return cls(resolution, device, *backbone_normalisation(name), channels_last=channels_last)
 
     def __call__(self, xb: torch.Tensor) -> torch.Tensor:
         x = xb.float().div_(255.0)
@@ -202,10 +241,7 @@ class ImagenetPrep:
 
 # -- frozen features -----------------------------------------------------------------------------------------
 # Backbones whose embedding can also hold earlier blocks (timm block indices), global-pooled and concatenated
-# with the penultimate layer. Measured on CIFAR-10 (4,000 train / 2,000 val, 224 px, logistic regression):
-# penultimate layer alone 78.2%, with blocks 4–6 (112 + 192 + 320 channels) 79.7%; adding blocks 2–3, a 2×2
-# pooling grid or max pooling gained nothing more, and neither did 288 px, bicubic resizing or flip averaging.
-# On all of CIFAR-10 (45,000 train, 10,000 test): 81.3% → 83.5% test accuracy.
+# with the penultimate layer (why these blocks: see docs/measurements.md#transfer).
 MULTISCALE_BLOCKS = {"efficientnet_lite0": (4, 5, 6)}
 
 
@@ -247,9 +283,9 @@ def load_embedder(name: str, weights: str = "imagenet", multiscale: bool = False
 class BackboneFeatures(ImageFeatures):
     """Frozen backbone embeddings (see :class:`Embedder`), cached on disk like classical features.
 
-    On every device the network runs channels-last (on the 2-core CPU, EfficientNet-Lite0 at 224 px: about
-    1.8× faster than NCHW). ``compile=True`` adds ``torch.compile`` (about 45 s of compilation on that CPU,
-    then about 3× faster again); the last batch is padded to full size so that it needs no second compilation.
+    On every device the network runs channels-last. ``compile=True`` adds ``torch.compile`` (a one-off
+    compilation, then faster; figures: docs/measurements.md#transfer); the last batch is padded to full size so
+    that it needs no second compilation.
     """
 
     version = "2"

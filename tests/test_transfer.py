@@ -13,9 +13,11 @@ from pipelines import cache
 from pipelines.catalogue.transfer import LOGREG_GRID
 from pipelines.registry import create
 from pipelines.transfer import (
+    BACKBONES,
     BackboneFeatures,
     ImagenetPrep,
     WeightsUnavailableError,
+    backbone_normalisation,
     imagenet_model,
     load_backbone,
     torchvision_weights_file,
@@ -73,6 +75,29 @@ def test_torchvision_weights_are_read_from_the_hub_cache(tmp_path, monkeypatch):
     assert torch.equal(model.conv1.weight, ref.conv1.weight) and torch.equal(model.fc.bias, ref.fc.bias)
     backbone, dim = load_backbone("resnet18")
     assert dim == 512 and backbone(torch.zeros(1, 3, 64, 64)).shape == (1, 512)
+
+
+# The hand-kept table the libraries' metadata replaced: ImageNet mean / std, except the TensorFlow-trained
+# EfficientNet-Lite0 ([-1, 1] inputs).
+_OLD_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_OLD_TABLE = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_library_normalisation_equals_the_old_table_bit_for_bit(name, monkeypatch):
+    def no_download(*a, **k):
+        raise AssertionError("normalisation metadata must not download anything")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    backbone_normalisation.cache_clear()
+    mean, std = _OLD_TABLE.get(name, _OLD_IMAGENET)
+    assert backbone_normalisation(name) == (mean, std)
+    prep = ImagenetPrep.for_backbone(name, 32, torch.device("cpu"))
+    assert torch.equal(prep.mean.flatten(), torch.tensor(mean)) and torch.equal(prep.std.flatten(), torch.tensor(std))
+    default = ImagenetPrep(32, torch.device("cpu"))
+    assert torch.equal(default.mean.flatten(), torch.tensor(_OLD_IMAGENET[0]))
+    assert torch.equal(default.std.flatten(), torch.tensor(_OLD_IMAGENET[1]))
 
 
 def test_prep_replicates_grayscale_and_resizes():

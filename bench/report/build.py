@@ -6,9 +6,9 @@ Every number comes from a tracked run (metrics, metric history, artifacts, tags)
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,9 +155,9 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
 
 
 # -- section content ---------------------------------------------------------------------------------------------
-def _artifact_csv(tracker: Tracker, run_id: str, name: str, tmp: str) -> pd.DataFrame | None:
+def _artifact_csv(tracker: Tracker, run_id: str, name: str) -> pd.DataFrame | None:
     try:
-        return pd.read_csv(tracker.download_artifact(run_id, name, tmp), index_col=0)
+        return pd.read_csv(io.BytesIO(tracker.artifact_bytes(run_id, name)), index_col=0)
     except Exception:  # a run without the artifact (older runs, other producers): the figure is skipped
         return None
 
@@ -220,9 +220,8 @@ def build_section(tracker: Tracker, name: str, runs: pd.DataFrame) -> Section:
                                   "each network (lowest seed of each row)."))
     c, d = v.best["classical"], v.deep
     if c is not None and d is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            pair = [(r, _artifact_csv(tracker, r["run_id"], "confusion_matrix.csv", tmp),
-                     _artifact_csv(tracker, r["run_id"], "per_class.csv", tmp)) for r in (c, d)]
+        pair = [(r, _artifact_csv(tracker, r["run_id"], "confusion_matrix.csv"),
+                 _artifact_csv(tracker, r["run_id"], "per_class.csv")) for r in (c, d)]
         cms = [(f"{r['family']}: {r['pipeline']}, seed {r['run_name'].rsplit('/', 1)[-1]}  "
                  f"({100 * r['acc_mean']:.2f}% mean over {r['n']} seed(s))", cm) for r, cm, _ in pair]
         png = plots.confusion_pair(cms)

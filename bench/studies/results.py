@@ -5,8 +5,7 @@ Reads only the store (never imports :mod:`bench.runner`), so :mod:`bench.report`
 
 from __future__ import annotations
 
-import json
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +110,10 @@ def data_efficiency_result(tracker: Any, dataset: str) -> dict[str, Any] | None:
     if df.empty:
         return None
     run_id = df.iloc[-1]["run_id"]
-    with tempfile.TemporaryDirectory() as d:
-        get = lambda name: Path(tracker.download_artifact(run_id, name, d))  # noqa: E731
-        return {"run_id": run_id, "summary": pd.read_csv(get("summary.csv")),
-                "crossover": json.loads(get("crossover.json").read_text()),
-                "png": get("data_efficiency.png").read_bytes(), "markdown": get("summary.md").read_text()}
+    return {"run_id": run_id, "summary": pd.read_csv(io.BytesIO(tracker.artifact_bytes(run_id, "summary.csv"))),
+            "crossover": tracker.artifact_dict(run_id, "crossover.json"),
+            "png": tracker.artifact_bytes(run_id, "data_efficiency.png"),
+            "markdown": tracker.artifact_text(run_id, "summary.md")}
 
 
 # -- everything, for the report -----------------------------------------------------------------------------
@@ -125,9 +123,8 @@ def gallery_images(tracker: Any, dataset: str) -> dict[str, bytes]:
     if df.empty:
         return {}
     run_id = df.iloc[-1]["run_id"]
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(tracker.download_artifact(run_id, "gallery", d))
-        return {p.stem: p.read_bytes() for p in sorted(root.glob("*.png"))}
+    files = tracker.artifact_files(run_id, "gallery")  # sorted by name
+    return {name.removesuffix(".png"): data for name, data in files.items() if "/" not in name and name.endswith(".png")}
 
 
 def report_blocks(tracker: Any, datasets: list[str]) -> tuple[list[Any], list[Any], list[Any]]:

@@ -10,6 +10,7 @@ every corruption × severity (:mod:`.corruptions`). One tracked run per (dataset
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -160,11 +161,8 @@ def _plan(jobs: Sequence[Any], data: Any, tracker: Any, experiment: str, corrupt
 
 
 def _load_csv(tracker: Any, run_id: str, name: str) -> pd.DataFrame | None:
-    import tempfile
-
     try:
-        with tempfile.TemporaryDirectory() as d:
-            df = pd.read_csv(tracker.download_artifact(run_id, name, d))
+        df = pd.read_csv(io.BytesIO(tracker.artifact_bytes(run_id, name)))
     except Exception:
         return None
     # The clean accuracy lives in a metric; re-add it as a row so the frame is complete.

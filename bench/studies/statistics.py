@@ -94,12 +94,7 @@ def mean_std(values: list[float] | np.ndarray) -> tuple[float, float, int]:
 # -- stored predictions -------------------------------------------------------------------------------------
 def load_predictions(tracker: Any, run_id: str) -> pd.DataFrame:
     """The ``predictions.csv`` artifact of a run (columns ``test_index, y_true, y_pred``)."""
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as d:
-        p = tracker.download_artifact(run_id, "predictions.csv", d)
-        return pd.read_csv(io.StringIO(Path(p).read_text()))
+    return pd.read_csv(io.StringIO(tracker.artifact_text(run_id, "predictions.csv")))
 
 
 def compare_predictions(pa: pd.DataFrame, pb: pd.DataFrame, seed: int = 0) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Histograms of oriented gradients with OpenCV's ``HOGDescriptor`` (Dalal & Triggs 2005).
 
-OpenCV is used rather than ``skimage.feature.hog``: on 28×28 images it is about 24× faster for the same
-layout, so scikit-image's version is only for visualisation.
+OpenCV is used rather than ``skimage.feature.hog`` (much faster for the same layout; see
+docs/measurements.md#hog), so scikit-image's version is only for visualisation.
 """
 
 from __future__ import annotations
