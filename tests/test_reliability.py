@@ -115,7 +115,7 @@ def test_one_usable_class_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ archives
-def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_path):
+def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_path, capsys):
     import io
 
     buf = io.BytesIO()
@@ -136,11 +136,12 @@ def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_p
     assert len(ds.y_train) == 8
     assert set(tmp_path.parent.iterdir()) == before and not Path("/etc/cvbench-abs.png").exists()
     # the run goes ahead on what is safe (kNN's k grid shrinks to the 6 training images) and says what it skipped
-    done = _cli(["run", "-d", f"folder:{z}", "-p", "pixels-knn", "--no-table"],
-                {"CVBENCH_RESULTS": str(tmp_path / "results")})
-    assert done.returncode == 0 and "1 finished" in done.stdout, done.stdout + done.stderr
-    assert "skipped 3 file(s), listed with their reasons in each run's skipped_files.csv" in done.stdout
-    assert "../../outside.png (unsafe path in archive" in done.stdout
+    capsys.readouterr()
+    assert main(["run", "-d", f"folder:{z}", "-p", "pixels-knn", "--no-table"]) == 0  # in-process: same CLI
+    out = capsys.readouterr().out
+    assert "1 finished" in out, out
+    assert "skipped 3 file(s), listed with their reasons in each run's skipped_files.csv" in out
+    assert "../../outside.png (unsafe path in archive" in out
 
 
 # ---------------------------------------------------------------------------------------------- names and config
@@ -255,13 +256,16 @@ def _interrupt_and_rerun(tmp_path: Path, args: list[str], marker: str, sig: int,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the marker never printed: a hang, not a wait
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig):
+def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig, isolated_results, capsys):
     args = ["-d", "digits", "-p", "cnn-small", "--param", "epochs=6", "--param", "width=8"]
     _, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "  epoch 1/", sig, "digits", "cnn-small")
     assert killed == ["KILLED"] and done == ["FINISHED", "KILLED"]
-    again = _cli(["run", *args, "--no-table"], {"CVBENCH_RESULTS": str(tmp_path / "results")})
-    assert "1 skipped" in again.stdout and _statuses(tmp_path / "results", "cnn-small") == ["FINISHED", "KILLED"]
+    assert isolated_results == tmp_path / "results"  # the store the subprocesses wrote: a third run, in-process
+    assert main(["run", *args, "--no-table"]) == 0
+    assert "1 skipped" in capsys.readouterr().out
+    assert _statuses(tmp_path / "results", "cnn-small") == ["FINISHED", "KILLED"]
 
 
 @pytest.mark.timeout(300)
@@ -289,6 +293,7 @@ def test_signal_during_loading_leaves_no_run_and_no_cache_then_rerun_completes(t
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the marker never printed: a hang, not a wait
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_feature_extraction_marks_killed_and_rerun_completes(tmp_path, sig):
     """Fitting sift-bovw starts with dense SIFT on 1,400 mnist5k images (seconds): the signal lands in it."""
@@ -410,7 +415,7 @@ def test_cpu_network_training_is_deterministic(digits_split):
     runs = []
     for _ in range(2):
         est = create("cnn-small", epochs=2, width=8, seed=5)
-        est.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+        est.fit(d.X_train[:500], d.y_train[:500], X_val=d.X_val, y_val=d.y_val)
         runs.append((est.predict(d.X_test), [h["val_accuracy"] for h in est.history_],
                      [h["train_loss"] for h in est.history_]))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -429,7 +434,8 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
     from pipelines.registry import create, get_spec, list_pipelines
 
     d = digits_split
-    Xtr, ytr = d.X_train[:500], d.y_train[:500]
+    # a few hundred images: determinism does not depend on the amount of data, the cost of ~45 fits × 2 does
+    Xtr, ytr, Xva, yva, Xte = d.X_train[:250], d.y_train[:250], d.X_val[:100], d.y_val[:100], d.X_test[:120]
     small = {"vocab_size": 24, "sample": 4000}  # bag-of-words pipelines: a small vocabulary, same code path
     smaller = {"bovw": small, "sift-fv": {"n_gaussians": 16, "sample": 4000},
                "sift-vlad": {"n_clusters": 16, "sample": 4000}}
@@ -446,12 +452,12 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
         if not usable:
             continue  # e.g. surf-bovw without the non-free build
         f1, f2 = (clone(make(usable[0]).features).fit(Xtr, ytr) for _ in range(2))
-        np.testing.assert_array_equal(f1.transform(d.X_test), f2.transform(d.X_test), err_msg=feature)
+        np.testing.assert_array_equal(f1.transform(Xte), f2.transform(Xte), err_msg=feature)
     cache.set_cache_dir(tmp_path / "features")  # features now identical: reuse them for the classifiers
     for name in names:
-        a, b = (make(name).fit(Xtr, ytr, X_val=d.X_val, y_val=d.y_val) for _ in range(2))
+        a, b = (make(name).fit(Xtr, ytr, X_val=Xva, y_val=yva) for _ in range(2))
         assert a.fit_info_.get("chosen_params") == b.fit_info_.get("chosen_params"), name
-        np.testing.assert_array_equal(a.predict(d.X_test), b.predict(d.X_test), err_msg=name)
+        np.testing.assert_array_equal(a.predict(Xte), b.predict(Xte), err_msg=name)
 
 
 # ------------------------------------------------------------------------------------------------------ security
