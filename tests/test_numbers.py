@@ -5,6 +5,7 @@ never fall back silently, and no job's randomness depends on what ran before it.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -90,11 +91,12 @@ def test_every_pipeline_builds_what_its_name_and_metadata_claim(capsys):
 
 
 # -- 2. costs do not depend on job order or on the feature cache ------------------------------------------------
-SLEEP_S = 0.25
+SLEEP_S = 0.05  # every extraction (a whole split, or one image for latency) takes at least this long
 
 
 class SlowFeatures(ImageFeatures):
-    """Mean intensity per row, after a fixed delay: the extraction cost is known from below."""
+    """Mean intensity per row, after a fixed delay (``SLEEP_S``, read at call time): the extraction cost is
+    known from below."""
 
     def __init__(self, scale: float = 1.0):
         self.scale = scale
@@ -148,6 +150,7 @@ def test_cache_hits_are_charged_the_peak_memory_their_computation_recorded(slow_
                                                                             monkeypatch):
     """A job that reads its features from the cache reports at least the peak their extraction recorded, as if it
     had extracted them; a cache entry without a recorded peak is recomputed, never charged nothing."""
+    monkeypatch.setitem(globals(), "SLEEP_S", 0.0)  # memory, not time: no need to wait
     monkeypatch.setenv("CVBENCH_FEATURE_CACHE", str(tmp_path / "cache"))
     split = SplitOptions(max_train=200, max_val=60, max_test=60)
     job = Job("digits", "slow-ridge", 0, {}, split)
@@ -184,13 +187,14 @@ def test_peak_memory_is_the_blocks_own_footprint():
 
     samples = iter([5000 * 2**20, 5000 * 2**20, 5100 * 2**20, 5050 * 2**20])
     last = [5000 * 2**20]
+    all_read = threading.Event()  # the sampler has read every value: no sleep to hope it had time to
 
     def rss() -> int:
-        last[0] = next(samples, last[0])
+        last[0] = next(samples, None) or all_read.set() or last[0]
         return last[0]
 
     with PeakRSS(interval_s=0.001, rss=rss) as m:
-        time.sleep(0.05)
+        assert all_read.wait(timeout=60)
     assert m.start_bytes == 5000 * 2**20
     assert m.peak_mb == pytest.approx(100.0)  # not the 5,100 MiB the process holds
 
@@ -220,11 +224,26 @@ def test_allocated_peak_does_not_depend_on_what_the_allocator_kept():
     """The same block (500 arrays of 100 KiB held at once) gets the same allocated peak in a fresh heap and in one
     riddled with freed holes that an earlier 'job' left resident (where the block's RSS barely grows)."""
     from bench.measure import PeakRSS, release_memory
+    from pipelines.memory import allocated_bytes
+
+    holding, sampled = threading.Event(), threading.Event()
+
+    def allocated() -> int | None:
+        """The real probe; it says when it has sampled while the block is held (sampling every 5 ms may miss a
+        peak that lasts less, see PeakRSS: wait for a sample instead of sleeping and hoping)."""
+        held = holding.is_set()  # read before sampling: the sample then includes the whole block
+        a = allocated_bytes()
+        if held:
+            sampled.set()
+        return a
 
     def block() -> float:
-        with PeakRSS(interval_s=60) as m:
+        holding.clear()
+        sampled.clear()
+        with PeakRSS(interval_s=60, allocated=allocated) as m:
             held = [np.ones(12_800) for _ in range(500)]
-            time.sleep(0.05)  # sampled every 5 ms: a peak that lasts less may be missed (see PeakRSS)
+            holding.set()
+            assert sampled.wait(timeout=60)
             del held
         assert m.alloc_peak_mb is not None
         return m.alloc_peak_mb
@@ -244,13 +263,14 @@ def test_allocated_peak_is_sampled_above_the_start():
 
     samples = iter([700 * 2**20, 760 * 2**20, 720 * 2**20])
     last = [700 * 2**20]
+    all_read = threading.Event()
 
     def allocated() -> int:
-        last[0] = next(samples, last[0])
+        last[0] = next(samples, None) or all_read.set() or last[0]
         return last[0]
 
     with PeakRSS(interval_s=60, allocated=allocated, alloc_interval_s=0.001) as m:
-        time.sleep(0.05)
+        assert all_read.wait(timeout=60)
     assert m.alloc_peak_mb == pytest.approx(60.0)
 
 

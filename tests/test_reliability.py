@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -116,7 +115,7 @@ def test_one_usable_class_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ archives
-def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_path):
+def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_path, capsys):
     import io
 
     buf = io.BytesIO()
@@ -137,11 +136,12 @@ def test_zip_traversal_and_bomb_are_refused_and_nothing_is_written_outside(tmp_p
     assert len(ds.y_train) == 8
     assert set(tmp_path.parent.iterdir()) == before and not Path("/etc/cvbench-abs.png").exists()
     # the run goes ahead on what is safe (kNN's k grid shrinks to the 6 training images) and says what it skipped
-    done = _cli(["run", "-d", f"folder:{z}", "-p", "pixels-knn", "--no-table"],
-                {"CVBENCH_RESULTS": str(tmp_path / "results")})
-    assert done.returncode == 0 and "1 finished" in done.stdout, done.stdout + done.stderr
-    assert "skipped 3 file(s), listed with their reasons in each run's skipped_files.csv" in done.stdout
-    assert "../../outside.png (unsafe path in archive" in done.stdout
+    capsys.readouterr()
+    assert main(["run", "-d", f"folder:{z}", "-p", "pixels-knn", "--no-table"]) == 0  # in-process: same CLI
+    out = capsys.readouterr().out
+    assert "1 finished" in out, out
+    assert "skipped 3 file(s), listed with their reasons in each run's skipped_files.csv" in out
+    assert "../../outside.png (unsafe path in archive" in out
 
 
 # ---------------------------------------------------------------------------------------------- names and config
@@ -184,11 +184,25 @@ def test_unknown_names_and_params_are_messages(capsys):
         assert "pipeline 'surf-bovw-linsvm' is unavailable: SURF is patented" in err and "Traceback" not in err
 
 
-def test_offline_torchvision_dataset_fails_fast_naming_files(tmp_path, capsys):
-    t0 = time.perf_counter()
+@pytest.mark.timeout(120)
+def test_offline_torchvision_dataset_fails_fast_naming_files(tmp_path, capsys, monkeypatch):
+    """No network here, whatever the machine has: every download request fails. It fails fast because the
+    loader bounds socket operations while downloading (a stalled network would otherwise hang the run)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    timeouts = []
+
+    def offline(*a, **k):
+        timeouts.append(socket.getdefaulttimeout())
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     assert main(["run", "-d", "cifar10", "-p", "pixels-knn", "--data-dir", str(tmp_path / "tv")]) == 2
     err = capsys.readouterr().err
-    assert time.perf_counter() - t0 < 30
+    assert timeouts and all(t is not None and t <= 30 for t in timeouts), timeouts  # never an unbounded wait
+    assert socket.getdefaulttimeout() is None  # and the process-wide default is restored afterwards
     assert "cifar-10-batches-py" in err and str(tmp_path / "tv") in err and "Traceback" not in err
 
 
@@ -206,9 +220,10 @@ def _statuses(results: Path, pipeline: str, dataset: str = "digits") -> list[str
 
 
 def _interrupt_and_rerun(tmp_path: Path, args: list[str], marker: str, sig: int, dataset: str,
-                         pipeline: str) -> tuple[str, list[str], list[str], str]:
+                         pipeline: str, before_rerun=None) -> tuple[str, list[str], list[str], str]:
     """Run ``bench run ARGS``, send ``sig`` as soon as a line starting with ``marker`` is printed (it must exit
-    130 saying it was interrupted, leaving only complete cache entries), then run it again to completion.
+    130 saying it was interrupted, leaving only complete cache entries), call ``before_rerun(results)`` if given,
+    then run it again to completion.
     Returns (output of the interrupted run, run statuses after it, statuses after the rerun, rerun output)."""
     res = tmp_path / "results"
     env = {**os.environ, "CVBENCH_RESULTS": str(res), "PYTHONUNBUFFERED": "1"}
@@ -233,39 +248,52 @@ def _interrupt_and_rerun(tmp_path: Path, args: list[str], marker: str, sig: int,
     for npy in (res / "cache").rglob("*.npy"):
         assert "features" not in npy.parts or npy.with_suffix(".json").exists()
         np.load(npy, allow_pickle=False)
+    if before_rerun is not None:
+        before_rerun(res)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, after_signal, _statuses(res, pipeline, dataset), done.stdout
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the marker never printed: a hang, not a wait
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig):
+def test_signal_during_training_marks_killed_and_rerun_completes(tmp_path, sig, isolated_results, capsys):
     args = ["-d", "digits", "-p", "cnn-small", "--param", "epochs=6", "--param", "width=8"]
     _, killed, done, _ = _interrupt_and_rerun(tmp_path, args, "  epoch 1/", sig, "digits", "cnn-small")
     assert killed == ["KILLED"] and done == ["FINISHED", "KILLED"]
-    again = _cli(["run", *args, "--no-table"], {"CVBENCH_RESULTS": str(tmp_path / "results")})
-    assert "1 skipped" in again.stdout and _statuses(tmp_path / "results", "cnn-small") == ["FINISHED", "KILLED"]
+    assert isolated_results == tmp_path / "results"  # the store the subprocesses wrote: a third run, in-process
+    assert main(["run", *args, "--no-table"]) == 0
+    assert "1 skipped" in capsys.readouterr().out
+    assert _statuses(tmp_path / "results", "cnn-small") == ["FINISHED", "KILLED"]
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_loading_leaves_no_run_and_no_cache_then_rerun_completes(tmp_path, sig):
-    """Decoding a 4,000-image folder takes seconds: the signal lands in it, before any run exists."""
+    """One "image" is a named pipe: decoding blocks on it until a writer appears, so the signal lands while
+    loading whatever the machine's speed, before any run exists. The rerun finds a real image there."""
     src = tmp_path / "imgs"
-    rng = np.random.default_rng(0)
-    for c in range(4):
-        (src / f"c{c}").mkdir(parents=True)
-        for i in range(1000):
-            Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(src / f"c{c}" / f"{i}.png")
+    for c, v in (("c0", 40), ("c1", 200)):
+        for i in range(8):
+            _png(src / c / f"{i}.png", v + i)
+    blocker = src / "c0" / "9.png"
+    os.mkfifo(blocker)
+
+    def unblock(res: Path) -> None:
+        assert not (res / "cache" / "datasets").exists() or not any((res / "cache" / "datasets").iterdir())
+        blocker.unlink()
+        _png(blocker, 49)
+
     spec = f"folder:{src}"
     out, after, done, _ = _interrupt_and_rerun(tmp_path, ["-d", spec, "-p", "pixels-knn"], "load", sig, spec,
-                                               "pixels-knn")
+                                               "pixels-knn", before_rerun=unblock)
     assert "run   " not in out  # the signal came while loading
     assert after == [] and done == ["FINISHED"]  # no run was opened, so none could be FINISHED
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the marker never printed: a hang, not a wait
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_feature_extraction_marks_killed_and_rerun_completes(tmp_path, sig):
     """Fitting sift-bovw starts with dense SIFT on 1,400 mnist5k images (seconds): the signal lands in it."""
@@ -320,14 +348,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_tracking_server_fails_fast_naming_uri(tmp_path):
+@pytest.mark.timeout(120)
+def test_unreachable_tracking_server_fails_fast_naming_uri(isolated_results, monkeypatch, capsys):
+    """Fails fast: one health probe with a short timeout, no retries, before anything is written."""
+    import urllib.request
+
     uri = f"http://127.0.0.1:{_free_port()}"
-    t0 = time.perf_counter()
-    r = _cli(["run", "-d", "digits", "-p", "pixels-knn"],
-             {"MLFLOW_TRACKING_URI": uri, "CVBENCH_RESULTS": str(tmp_path / "res")})
-    assert time.perf_counter() - t0 < 60
-    assert r.returncode == 2 and uri in r.stderr and "unreachable" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "res").exists()  # nothing written anywhere else instead
+    probes = []
+    real = urllib.request.urlopen
+
+    def spy(url, *a, **k):
+        probes.append((getattr(url, "full_url", url), k.get("timeout", a[1] if len(a) > 1 else None)))
+        return real(url, *a, **k)
+
+    monkeypatch.setattr(urllib.request, "urlopen", spy)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(["run", "-d", "digits", "-p", "pixels-knn"]) == 2
+    err = capsys.readouterr().err
+    assert probes == [(uri + "/health", probes[0][1])] and 0 < probes[0][1] <= 10, probes
+    assert uri in err and "unreachable" in err and "Traceback" not in err
+    assert not isolated_results.exists()  # nothing written anywhere else instead
 
 
 def test_unwritable_results_directory_is_a_clear_error(tmp_path):
@@ -375,7 +415,7 @@ def test_cpu_network_training_is_deterministic(digits_split):
     runs = []
     for _ in range(2):
         est = create("cnn-small", epochs=2, width=8, seed=5)
-        est.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val)
+        est.fit(d.X_train[:500], d.y_train[:500], X_val=d.X_val, y_val=d.y_val)
         runs.append((est.predict(d.X_test), [h["val_accuracy"] for h in est.history_],
                      [h["train_loss"] for h in est.history_]))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -394,7 +434,8 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
     from pipelines.registry import create, get_spec, list_pipelines
 
     d = digits_split
-    Xtr, ytr = d.X_train[:500], d.y_train[:500]
+    # a few hundred images: determinism does not depend on the amount of data, the cost of ~45 fits × 2 does
+    Xtr, ytr, Xva, yva, Xte = d.X_train[:250], d.y_train[:250], d.X_val[:100], d.y_val[:100], d.X_test[:120]
     small = {"vocab_size": 24, "sample": 4000}  # bag-of-words pipelines: a small vocabulary, same code path
     smaller = {"bovw": small, "sift-fv": {"n_gaussians": 16, "sample": 4000},
                "sift-vlad": {"n_clusters": 16, "sample": 4000}}
@@ -411,12 +452,12 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
         if not usable:
             continue  # e.g. surf-bovw without the non-free build
         f1, f2 = (clone(make(usable[0]).features).fit(Xtr, ytr) for _ in range(2))
-        np.testing.assert_array_equal(f1.transform(d.X_test), f2.transform(d.X_test), err_msg=feature)
+        np.testing.assert_array_equal(f1.transform(Xte), f2.transform(Xte), err_msg=feature)
     cache.set_cache_dir(tmp_path / "features")  # features now identical: reuse them for the classifiers
     for name in names:
-        a, b = (make(name).fit(Xtr, ytr, X_val=d.X_val, y_val=d.y_val) for _ in range(2))
+        a, b = (make(name).fit(Xtr, ytr, X_val=Xva, y_val=yva) for _ in range(2))
         assert a.fit_info_.get("chosen_params") == b.fit_info_.get("chosen_params"), name
-        np.testing.assert_array_equal(a.predict(d.X_test), b.predict(d.X_test), err_msg=name)
+        np.testing.assert_array_equal(a.predict(Xte), b.predict(Xte), err_msg=name)
 
 
 # ------------------------------------------------------------------------------------------------------ security

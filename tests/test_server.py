@@ -85,14 +85,12 @@ def test_concurrent_writers_through_mlflow_server(tmp_path):
          "--port", str(port), "--workers", "2"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 90
-        while True:
+        while True:  # until it answers or dies; a server that never starts is bounded by the test's timeout
             try:
                 urllib.request.urlopen(uri + "/health", timeout=2).read()
                 break
             except OSError:
                 assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-                assert time.time() < deadline, "mlflow server did not start within 90 s"
                 time.sleep(0.5)
         _run_writers(uri, tmp_path)
         _check_store(uri, tmp_path)
