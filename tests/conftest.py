@@ -26,10 +26,27 @@ def isolated_results(tmp_path, monkeypatch):
     cache.set_cache_dir(None)
 
 
-@pytest.fixture
-def tracker(isolated_results):
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory):
+    """An empty tracking store whose schema MLflow created (and migrated) once for the whole session."""
     from bench.tracking import Tracker
 
+    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    Tracker(f"sqlite:///{db}")
+    assert not list(db.parent.glob("mlflow.db-*")), "the store keeps a journal: copying the file would lose it"
+    return db
+
+
+@pytest.fixture
+def tracker(isolated_results, _empty_store):
+    """A fresh store in the test's results directory: a copy of the session's empty one, because creating
+    MLflow's schema takes seconds per test (it is the same empty schema every time)."""
+    import shutil
+
+    from bench.tracking import Tracker
+
+    isolated_results.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_store, isolated_results / "mlflow.db")
     return Tracker()
 
 
