@@ -14,17 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from bench import CODE_VERSION  # noqa: F401  (re-exported: bump it in bench/__init__.py)
 from bench.datasets import SplitData
-from bench.execute import (  # noqa: F401  (re-exported: the runner's public names before the split)
-    _readable,
-    configure_caches,
-    dataset_cache_dir,
-    execute,
-    load_data,
-)
+from bench.execute import configure_caches, dataset_cache_dir, load_data
 from bench.executors import Context, LocalExecutor, Task
-from bench.jobs import Job, JobResult, experiment_name  # noqa: F401  (re-exported)
+from bench.jobs import Job, JobResult, experiment_name  # noqa: F401  (Job re-exported: run_grid takes them)
 from bench.measure import environment_tags
 from bench.tracking import Tracker, results_dir
 from cvbench_util.progress import mode as progress_mode

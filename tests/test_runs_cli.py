@@ -129,7 +129,7 @@ def test_export_formats_keep_integers_and_iso_times(two_runs, capsys):
 
 
 def test_progress_counts_jobs_and_prints_readable_numbers(tracker, capsys):
-    from bench.runner import _readable
+    from bench.execute import _readable
 
     assert _readable(15960.4) == "15,960" and _readable(2.9e-05) == "2.9e-05" and _readable(0.97312) == "0.9731"
     args = ["run", "-d", "digits", "-p", "pixels-knn", "-p", "mlp", "--param", "mlp.epochs=2", "--max-train", "200",
