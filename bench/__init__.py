@@ -3,13 +3,14 @@
 __version__ = "0.1.0"
 
 # Results tagged with another ``cvbench.code_version`` are not comparable with today's (reports exclude them).
-# Neutral home so that readers of the store (bench.report) need not import bench.runner; bench.runner's
-# CODE_VERSION must equal it (tests/test_report.py checks). "2": EfficientNet-Lite0 now runs as trained (TF padding,
+# Neutral home so that readers of the store (bench.report) need not import bench.runner; every job's identity
+# (bench.jobs) includes it, and tests/test_report.py checks the report keeps the runs tagged with it. "2": EfficientNet-Lite0 now runs as trained (TF padding,
 # [-1, 1] inputs), which changes every transfer result. "3": EfficientNet-Lite0 embeddings are multiscale by default
 # and the frozen-feature logreg has its own C grid. "4": costs charged from raw images whatever the cache holds
 # (fit/predict time, job-own peak memory), the split hash in the job identity, tuned parameters fixed when given
 # and never a grid point without validation, fine-tune pipelines on their named backbone, per-job seeding.
 # "5": cached features are charged the peak memory their extraction recorded and what it left resident, and a
 # per-job warm-up pays a process's one-off costs, so peak memory no longer depends on job order; linsvm on
-# unstandardised encodings also tries C = 10; k-NN has a metric parameter.
-CODE_VERSION = "5"
+# unstandardised encodings also tries C = 10; k-NN has a metric parameter. "6": a prediction under a second is
+# timed best of 5 (predict time and inference throughput), peak memory is also recorded in allocated bytes.
+CODE_VERSION = "6"
