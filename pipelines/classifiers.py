@@ -59,6 +59,7 @@ from sklearn.svm import SVC
 from cvbench_util.progress import progress
 from pipelines.base import FeatureClassifier, ImageFeatures, check_images
 from pipelines.features.concat import ConcatFeatures
+from pipelines.features.registry import FEATURE_KINDS as FEATURE_KINDS  # re-exported: what ``suits`` names
 from pipelines.intersection import IntersectionSVM
 
 
@@ -164,11 +165,6 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         return self.model_.predict(self._map(np.asarray(X, dtype=np.float32)))
 
 
-FEATURE_KINDS = ("vector", "histogram", "bovw", "encoding")
-"""What a classifier can suit (``suits``): generic vectors (pixels, HOG), non-negative histograms (colour, LBP),
-bag-of-words histograms, and high-dimensional normalised encodings (Fisher vectors, VLAD); or a feature's name."""
-
-
 @dataclass(frozen=True)
 class BuildContext:
     """What a classifier factory is told besides its own parameters."""
@@ -231,8 +227,8 @@ def register_classifier(name: str, *, grid: dict[str, list], tuned: dict[str, st
     """Decorator registering ``factory(ctx: BuildContext, **params) -> estimator`` as classifier ``name``.
 
     ``suits``: feature kinds (:data:`FEATURE_KINDS`) or feature names it is offered with, ``"*"`` for all; the
-    classical catalogue then registers ``<feature>-<name>`` for each. ``description`` defaults to the
-    factory's docstring (first paragraph).
+    classical catalogue then registers ``<feature>-<name>`` for each (features: ``@register_feature`` in
+    :mod:`pipelines.features.registry`). ``description`` defaults to the factory's docstring (first paragraph).
     """
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
         if name in CLASSIFIERS:

@@ -1,13 +1,15 @@
 """Classical recipes: hand-crafted features → classical classifier, tuned on the validation split.
 
-Every pipeline is named ``<feature>-<classifier>``: one for each feature in ``FEATURES`` (what each feature is,
-its kind and the recipe's values where they differ from its class's defaults) and each classifier registered in ``pipelines.classifiers`` that suits
-the feature's kind (``register_classifier(..., suits=...)``; ``combos()`` lists them). For example
-``hog-linsvm`` is HOG (``FEATURES["hog"]``) → standardised linear SVM
+Every pipeline is named ``<feature>-<classifier>``: one for each feature registered with ``@register_feature``
+beside its class in ``pipelines/features/`` (:mod:`pipelines.features.registry`: what the feature is, its kind
+and the recipe's values where they differ from its class's defaults; every module of that package is imported
+here) and each classifier registered in ``pipelines.classifiers`` that suits the feature's kind
+(``register_classifier(..., suits=...)``; ``combos()`` lists them), whichever is registered first. For example
+``hog-linsvm`` is HOG (``FEATURES["hog"]``, in ``pipelines/features/hog.py``) → standardised linear SVM
 (``pipelines.classifiers`` documents every classifier and its validation grid), ``sift-bovw-rbfsvm`` is
 SIFT bag of words → RBF SVM, ``colorhist-knn`` colour histograms → k-NN. ``python -m bench list 'hog-*'``
 prints them; a pipeline's parameters are its feature's and its classifier's, plus ``tune``,
-``tune_max_train`` and ``seed``.
+``tune_max_train`` and ``seed``. The built-in features:
 
 ==========  ============================================================================================
 feature     description (default configuration)
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import classifiers
@@ -43,87 +44,30 @@ from pipelines.classifiers import (
     make_classifier,
     on_register_classifier,
 )
-from pipelines.features.bovw import BoVWFeatures, surf_unavailable_reason
-from pipelines.features.colorhist import ColorHistFeatures
-from pipelines.features.concat import ConcatFeatures
-from pipelines.features.encoding import DescriptorEncoding, FisherVectorFeatures, VLADFeatures
-from pipelines.features.hog import HOGFeatures
-from pipelines.features.lbp import LBPFeatures
-from pipelines.features.pixels import PixelFeatures
-from pipelines.features.tiny import TinyImageFeatures
+from pipelines.discovery import import_submodules
+from pipelines.features import registry as feature_registry
+from pipelines.features.encoding import DescriptorEncoding
+from pipelines.features.registry import FeatureSpec, on_register_feature
 from pipelines.registry import register
 
-
-def _hogcolor(cell: int | None = None, orientations: int = 9, bins: int = 8, grid: int = 2) -> ConcatFeatures:
-    return ConcatFeatures([HOGFeatures(cell=cell, orientations=orientations),
-                           ColorHistFeatures(bins=bins, space="rgb+hsv", grid=grid, sqrt=True)])
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One feature of the catalogue. Its pipeline parameters are the builder's constructor arguments, at the
-    builder's own defaults except ``recipe`` (this catalogue's configuration); ``seed`` is the pipeline's, and
-    arguments that do not change the features (the class's ``cache_exclude``) or are ``hidden`` stay at their
-    default. ``kind`` (``pipelines.classifiers.FEATURE_KINDS``) says which classifiers it is offered with;
-    ``"histogram"`` also turns on the kernel SVMs' χ² map."""
-
-    builder: Callable[..., Any]
-    kind: str
-    description: str
-    recipe: dict[str, Any] = field(default_factory=dict)
-    hidden: tuple[str, ...] = ()  # e.g. a name a classifier's parameter also uses
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The feature's parameters and their defaults, in the constructor's order."""
-        skip = {"seed", *self.hidden, *getattr(self.builder, "cache_exclude", ())}
-        out = {k: p.default for k, p in inspect.signature(self.builder).parameters.items()
-               if p.default is not inspect.Parameter.empty and k not in skip}
-        unknown = set(self.recipe) - set(out)
-        if unknown:
-            raise ValueError(f"{self.builder.__name__} has no parameter(s) {sorted(unknown)}")
-        return {**out, **self.recipe}
-
-
-# bag of words: SIFT every 4 px at two sizes on images of at least 32 px; ORB, AKAZE and SURF at the class's
-# step on images of at least 64 px, one keypoint size
-_UPSCALED = {"sizes": (16.0,)}
-
-FEATURES: dict[str, FeatureSpec] = {
-    "pixels": FeatureSpec(PixelFeatures, "vector", "Raw pixels"),
-    "colorhist": FeatureSpec(ColorHistFeatures, "histogram", "RGB+HSV colour histograms", {"space": "rgb+hsv"}),
-    "hog": FeatureSpec(HOGFeatures, "vector", "HOG (OpenCV)"),
-    "hogcolor": FeatureSpec(_hogcolor, "vector", "HOG + colour histograms"),
-    "lbp": FeatureSpec(LBPFeatures, "histogram", "Uniform LBP histograms"),
-    "sift-bovw": FeatureSpec(BoVWFeatures, "bovw", "SIFT bag of visual words",
-                             {"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32}),
-    "orb-bovw": FeatureSpec(BoVWFeatures, "bovw", "ORB bag of visual words", {"method": "orb", **_UPSCALED}),
-    "akaze-bovw": FeatureSpec(BoVWFeatures, "bovw", "AKAZE bag of visual words", {"method": "akaze", **_UPSCALED}),
-    "surf-bovw": FeatureSpec(BoVWFeatures, "bovw", "SURF bag of visual words", {"method": "surf", **_UPSCALED}),
-    "tiny": FeatureSpec(TinyImageFeatures, "vector", "Tiny images (16×16, zero mean, unit norm)"),
-    # the GMM's max_iter stays at its default: logreg, linsvm and chi2svm have a max_iter of their own
-    "sift-fv": FeatureSpec(FisherVectorFeatures, "encoding", "Dense SIFT Fisher vectors", hidden=("max_iter",)),
-    "sift-vlad": FeatureSpec(VLADFeatures, "encoding", "Dense SIFT VLAD (intra-normalised)"),
-}
-
-UNAVAILABLE: dict[str, Callable[[], str | None]] = {"surf-bovw": surf_unavailable_reason}
+FEATURES = feature_registry.FEATURES  # re-exported: the registry's dict (``pipelines.features.registry``)
 
 
 def combos() -> dict[str, tuple[str, ...]]:
     """Feature name -> the registered classifiers it is offered with (one pipeline each)."""
-    return {f: tuple(c for c, spec in classifiers.CLASSIFIERS.items() if spec.suits_feature(f, FEATURES[f].kind))
-            for f in FEATURES}
+    return {f: tuple(c for c, spec in classifiers.CLASSIFIERS.items() if spec.suits_feature(f, fspec.kind))
+            for f, fspec in feature_registry.FEATURES.items()}
 
 
-def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifier:
+def build(feature: str | FeatureSpec, classifier: str, **params: Any) -> TunedFeatureClassifier:
     """The estimator for ``<feature>-<classifier>`` with ``params`` (feature's, classifier's, tuning)."""
-    fspec = FEATURES[feature]
+    fspec = feature if isinstance(feature, FeatureSpec) else feature_registry.FEATURES[feature]
     builder = fspec.builder
     cdefaults = classifiers.get_classifier(classifier).defaults
     fkw = {k: params[k] for k in fspec.defaults}
-    bovw = isinstance(builder, type) and issubclass(builder, DescriptorEncoding)
-    if bovw:
+    if "seed" in inspect.signature(builder).parameters:  # e.g. a vocabulary's k-means: the pipeline's seed
         fkw["seed"] = params["seed"]
+    bovw = isinstance(builder, type) and issubclass(builder, DescriptorEncoding)
     ckw = {k: params[k] for k in cdefaults}
     # Hellinger bag-of-words, Fisher and VLAD vectors are normalised already: linear models use them unstandardised
     clf, grid = make_classifier(classifier, seed=params["seed"], tune=params["tune"],
@@ -132,8 +76,9 @@ def build(feature: str, classifier: str, **params: Any) -> TunedFeatureClassifie
                                   seed=params["seed"])
 
 
-def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureClassifier]:
-    fdefaults = FEATURES[feature].defaults
+def _factory(fspec: FeatureSpec, clf: ClassifierSpec) -> Callable[..., TunedFeatureClassifier]:
+    feature = fspec.name
+    fdefaults = fspec.defaults
     fdefaults.update({k: v for k, v in clf.feature_params.items() if k in fdefaults})  # e.g. chi2svm: L1 words
     clash = set(fdefaults) & {*clf.defaults, "tune", "tune_max_train", "seed"}
     if clash:
@@ -143,7 +88,7 @@ def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureCla
     fallbacks = clf.fallbacks
 
     def factory(**params: Any) -> TunedFeatureClassifier:
-        return build(feature, classifier, **{**defaults, **params})
+        return build(fspec, classifier, **{**defaults, **params})
 
     def annotation(k: str, v: Any) -> Any:  # what the parameter accepts, for pipelines.params' checks
         if k in clf.tuned:
@@ -156,17 +101,30 @@ def _factory(feature: str, clf: ClassifierSpec) -> Callable[..., TunedFeatureCla
         [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v, annotation=annotation(k, v))
          for k, v in defaults.items()])
     factory.__name__ = f"{feature}_{classifier}".replace("-", "_")
-    factory.__doc__ = f"{FEATURES[feature].description} → {clf.description}."
+    factory.__doc__ = f"{fspec.description} → {clf.description}."
     return factory
 
 
-def _register_pipelines(clf: ClassifierSpec) -> None:
-    """Register ``<feature>-<clf>`` for every feature the classifier suits (run for each registered classifier)."""
-    for feature, fspec in FEATURES.items():
-        if clf.suits_feature(feature, fspec.kind):
-            reason = UNAVAILABLE[feature]() if feature in UNAVAILABLE else None
-            register(f"{feature}-{clf.name}", family="classical", features=feature, classifier=clf.name,
-                     unavailable_reason=reason)(_factory(feature, clf))
+def _register_pipeline(fspec: FeatureSpec, clf: ClassifierSpec) -> None:
+    """Register ``<feature>-<classifier>`` if the classifier suits the feature."""
+    if clf.suits_feature(fspec.name, fspec.kind):
+        register(f"{fspec.name}-{clf.name}", family="classical", features=fspec.name, classifier=clf.name,
+                 unavailable_reason=fspec.unavailable_reason())(_factory(fspec, clf))
 
 
-on_register_classifier(_register_pipelines)
+def _pipelines_of_classifier(clf: ClassifierSpec) -> None:
+    for fspec in list(feature_registry.FEATURES.values()):
+        _register_pipeline(fspec, clf)
+
+
+def _pipelines_of_feature(fspec: FeatureSpec) -> None:
+    for clf in list(classifiers.CLASSIFIERS.values()):
+        _register_pipeline(fspec, clf)
+
+
+# Every pair once, whichever of its feature and classifier is registered last: the features of every module of
+# pipelines.features (and any registered before, e.g. by a plugin) × the classifiers registered so far now,
+# then each classifier and each feature registered later with those registered before it.
+import_submodules("pipelines.features")  # each module registers the features it defines
+on_register_classifier(_pipelines_of_classifier)
+on_register_feature(_pipelines_of_feature, replay=False)  # the features so far were paired just above

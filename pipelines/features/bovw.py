@@ -25,8 +25,21 @@ from pipelines.features.local import (  # noqa: F401  (re-exported: the descript
     surf_unavailable_reason,
     unpack,
 )
+from pipelines.features.registry import register_feature
+
+# SIFT every 4 px at two sizes on images of at least 32 px; ORB, AKAZE and SURF at the class's step on images
+# of at least 64 px, one keypoint size
+_UPSCALED = {"sizes": (16.0,)}
 
 
+@register_feature("sift-bovw", kind="bovw", description="SIFT bag of visual words",
+                  recipe={"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32})
+@register_feature("orb-bovw", kind="bovw", description="ORB bag of visual words",
+                  recipe={"method": "orb", **_UPSCALED})
+@register_feature("akaze-bovw", kind="bovw", description="AKAZE bag of visual words",
+                  recipe={"method": "akaze", **_UPSCALED})
+@register_feature("surf-bovw", kind="bovw", description="SURF bag of visual words",
+                  recipe={"method": "surf", **_UPSCALED}, unavailable=surf_unavailable_reason)
 class BoVWFeatures(DescriptorEncoding):
     """Visual-word histograms over :class:`LocalDescriptors`, vocabulary fitted on training images only.
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from pipelines.base import ImageFeatures
 from pipelines.features.parallel import map_rows
+from pipelines.features.registry import register_feature
 
 SPACES = ("rgb", "hsv", "rgb+hsv")
 
@@ -32,6 +33,8 @@ def joint_histograms(codes: np.ndarray, n_codes: int, grid: int) -> np.ndarray:
     return counts.reshape(n, -1)
 
 
+@register_feature("colorhist", kind="histogram", description="RGB+HSV colour histograms",
+                  recipe={"space": "rgb+hsv"})
 class ColorHistFeatures(ImageFeatures):
     """Joint colour histogram with ``bins`` levels per channel (``bins**3`` values), L1-normalised.
 

@@ -40,6 +40,7 @@ from pipelines.base import check_images
 from pipelines.cache import cached_array
 from pipelines.features.local import HEADER, LocalDescriptors, descriptor_vectors, unpack
 from pipelines.features.parallel import effective_n_jobs
+from pipelines.features.registry import register_feature
 
 DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints")
 
@@ -359,6 +360,8 @@ class _ReducedEncoding(DescriptorEncoding):
         return _power_l2(out, self.power)
 
 
+# the GMM's max_iter stays at its default: logreg, linsvm and chi2svm have a max_iter of their own
+@register_feature("sift-fv", kind="encoding", description="Dense SIFT Fisher vectors", hidden=("max_iter",))
 class FisherVectorFeatures(_ReducedEncoding):
     """Improved Fisher vectors (Perronnin, Sánchez & Mensink 2010) of dense local descriptors.
 
@@ -446,6 +449,7 @@ class FisherVectorFeatures(_ReducedEncoding):
         return np.concatenate([g_mu.ravel(), g_sigma.ravel()])
 
 
+@register_feature("sift-vlad", kind="encoding", description="Dense SIFT VLAD (intra-normalised)")
 class VLADFeatures(_ReducedEncoding):
     """VLAD (Jégou et al. 2010) with intra-normalisation (Arandjelović & Zisserman 2013).
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from pipelines.base import ImageFeatures
 from pipelines.features.parallel import map_rows
+from pipelines.features.registry import register_feature
 
 
 def hog_layout(h: int, w: int, cell: int | None = None, block_cells: int = 2,
@@ -33,6 +34,7 @@ def hog_layout(h: int, w: int, cell: int | None = None, block_cells: int = 2,
     return (nx * cell, ny * cell), cell
 
 
+@register_feature("hog", kind="vector", description="HOG (OpenCV)")
 class HOGFeatures(ImageFeatures):
     """HOG descriptor of each image (blocks of ``block_cells²`` cells, stride one cell, L2-Hys).
 

@@ -11,8 +11,10 @@ from pipelines.base import ImageFeatures
 from pipelines.features.colorhist import joint_histograms
 from pipelines.features.parallel import map_rows
 from pipelines.features.pixels import to_gray
+from pipelines.features.registry import register_feature
 
 
+@register_feature("lbp", kind="histogram", description="Uniform LBP histograms")
 class LBPFeatures(ImageFeatures):
     """Rotation-invariant uniform LBP codes (``P + 2`` values) of the grayscale image, histogrammed per cell.
 

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from pipelines.base import ImageFeatures
+from pipelines.features.registry import register_feature
 
 
 def resize_batch(X: np.ndarray, size: int | None) -> np.ndarray:
@@ -27,6 +28,7 @@ def to_gray(X: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(g), 0, 255).astype(np.uint8)[..., None]
 
 
+@register_feature("pixels", kind="vector", description="Raw pixels")
 class PixelFeatures(ImageFeatures):
     """Flattened intensities in [0, 1] (float32), after an optional resize and grayscale conversion."""
 

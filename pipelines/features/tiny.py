@@ -11,8 +11,10 @@ import numpy as np
 from pipelines.base import ImageFeatures
 from pipelines.features.parallel import map_rows
 from pipelines.features.pixels import resize_batch, to_gray
+from pipelines.features.registry import register_feature
 
 
+@register_feature("tiny", kind="vector", description="Tiny images (16×16, zero mean, unit norm)")
 class TinyImageFeatures(ImageFeatures):
     """Area-downsampled ``size × size`` thumbnail (grayscale when ``grayscale``), each image's vector centred
     on its mean and scaled to unit L2 norm (a flat image becomes all zeros)."""
