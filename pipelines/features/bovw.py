@@ -35,11 +35,11 @@ _UPSCALED = {"sizes": (16.0,)}
 @register_feature("sift-bovw", kind="bovw", description="SIFT bag of visual words",
                   recipe={"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32})
 @register_feature("orb-bovw", kind="bovw", description="ORB bag of visual words",
-                  recipe={"method": "orb", **_UPSCALED})
+                  recipe={"method": "orb", **_UPSCALED}, hidden=("sigma",))
 @register_feature("akaze-bovw", kind="bovw", description="AKAZE bag of visual words",
-                  recipe={"method": "akaze", **_UPSCALED})
+                  recipe={"method": "akaze", **_UPSCALED}, hidden=("sigma",))
 @register_feature("surf-bovw", kind="bovw", description="SURF bag of visual words",
-                  recipe={"method": "surf", **_UPSCALED}, unavailable=surf_unavailable_reason)
+                  recipe={"method": "surf", **_UPSCALED}, hidden=("sigma",), unavailable=surf_unavailable_reason)
 class BoVWFeatures(DescriptorEncoding):
     """Visual-word histograms over :class:`LocalDescriptors`, vocabulary fitted on training images only.
 
@@ -57,7 +57,8 @@ class BoVWFeatures(DescriptorEncoding):
 
     def __init__(self, method: str = "sift", detector: str = "both", step: int = 8,
                  sizes: tuple[float, ...] = (8.0, 16.0), min_size: int = 64, max_keypoints: int = 100,
-                 vocab_size: int = 512, encoding: str = "hellinger", pyramid: tuple[int, ...] = (1, 2),
+                 sigma: float = 1.6, vocab_size: int = 512, encoding: str = "hellinger",
+                 pyramid: tuple[int, ...] = (1, 2),
                  sample: int = 200_000, seed: int = 0, chunk_images: int | None = 32):
         self.method = method
         self.detector = detector
@@ -65,6 +66,7 @@ class BoVWFeatures(DescriptorEncoding):
         self.sizes = sizes
         self.min_size = min_size
         self.max_keypoints = max_keypoints
+        self.sigma = sigma
         self.vocab_size = vocab_size
         self.encoding = encoding
         self.pyramid = pyramid

@@ -42,7 +42,7 @@ from pipelines.features.local import HEADER, LocalDescriptors, descriptor_vector
 from pipelines.features.parallel import effective_n_jobs
 from pipelines.features.registry import register_feature
 
-DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints")
+DESCRIPTOR_PARAMS = ("method", "detector", "step", "sizes", "min_size", "max_keypoints", "sigma")
 
 
 def sift_size(bin_px: float) -> float:
@@ -378,7 +378,8 @@ class FisherVectorFeatures(_ReducedEncoding):
 
     def __init__(self, method: str = "sift", detector: str = "dense", step: int = 4,
                  sizes: tuple[float, ...] = (sift_size(4),), min_size: int = 64, max_keypoints: int = 100,
-                 root: bool = True, pca_dim: int | None = 64, spatial_xy: bool = True, n_gaussians: int = 256,
+                 sigma: float = 1.6, root: bool = True, pca_dim: int | None = 64, spatial_xy: bool = True,
+                 n_gaussians: int = 256,
                  pyramid: tuple[int, ...] = (1,), power: float = 0.5, sample: int = 100_000,
                  max_iter: int = 50, seed: int = 0, chunk_images: int | None = 32):
         self.method = method
@@ -387,6 +388,7 @@ class FisherVectorFeatures(_ReducedEncoding):
         self.sizes = sizes
         self.min_size = min_size
         self.max_keypoints = max_keypoints
+        self.sigma = sigma
         self.root = root
         self.pca_dim = pca_dim
         self.spatial_xy = spatial_xy
@@ -465,7 +467,7 @@ class VLADFeatures(_ReducedEncoding):
 
     def __init__(self, method: str = "sift", detector: str = "dense", step: int = 4,
                  sizes: tuple[float, ...] = (sift_size(4),), min_size: int = 64, max_keypoints: int = 100,
-                 root: bool = True, pca_dim: int | None = 64, n_clusters: int = 128,
+                 sigma: float = 1.6, root: bool = True, pca_dim: int | None = 64, n_clusters: int = 128,
                  pyramid: tuple[int, ...] = (1,), power: float = 1.0, sample: int = 100_000, seed: int = 0,
                  chunk_images: int | None = 32):
         self.method = method
@@ -474,6 +476,7 @@ class VLADFeatures(_ReducedEncoding):
         self.sizes = sizes
         self.min_size = min_size
         self.max_keypoints = max_keypoints
+        self.sigma = sigma
         self.root = root
         self.pca_dim = pca_dim
         self.n_clusters = n_clusters
