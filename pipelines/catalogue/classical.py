@@ -25,7 +25,7 @@ orb-bovw    dense + FAST ORB (images upscaled to 64 px) → 512 words over bits 
 akaze-bovw  dense AKAZE MLDB (images upscaled to 64 px) → 512 words, same encoding
 surf-bovw   SURF bag of words: only with a non-free OpenCV build, otherwise listed as unavailable
 tiny        tiny images (Torralba et al. 2008): 16×16 grayscale thumbnail, zero mean, unit norm
-sift-fv     dense SIFT (every 4 px, 16×16-px patches), RootSIFT, PCA to 64, + (x, y) → improved Fisher vectors
+sift-fv     dense SIFT (every 4 px, 16×16-px patches, σ 0.8), RootSIFT, PCA 64, + (x, y) → improved Fisher vectors
             over a 256-Gaussian diagonal GMM (2·256·66 = 33,792-d, power + L2 normalised; ``pyramid`` optional)
 sift-vlad   the same descriptors → VLAD over 128 k-means centres, intra-normalised (8,192-d)
 ==========  ============================================================================================
