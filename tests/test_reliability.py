@@ -437,8 +437,8 @@ def test_every_classical_pipeline_gives_identical_predictions_for_one_seed(digit
     from pipelines.registry import create, get_spec, list_pipelines
 
     d = digits_split
-    # a few hundred images: determinism does not depend on the amount of data, the cost of ~45 fits × 2 does
-    Xtr, ytr, Xva, yva, Xte = d.X_train[:250], d.y_train[:250], d.X_val[:100], d.y_val[:100], d.X_test[:120]
+    # 160 training images: determinism does not depend on the amount of data, the cost of ~45 fits × 2 does
+    Xtr, ytr, Xva, yva, Xte = d.X_train[:160], d.y_train[:160], d.X_val[:60], d.y_val[:60], d.X_test[:80]
     small = {"vocab_size": 24, "sample": 4000}  # bag-of-words pipelines: a small vocabulary, same code path
     smaller = {"bovw": small, "sift-fv": {"n_gaussians": 16, "sample": 4000},
                "sift-vlad": {"n_clusters": 16, "sample": 4000}}
