@@ -100,7 +100,7 @@ def test_ray_grid_finishes_every_job_and_reports_the_failure(ray_session, tracke
 
 
 @pytest.mark.timeout(120)
-def test_cli_run_with_ray_executor(ray_session, isolated_results, capsys):
+def test_cli_run_with_ray_executor(ray_session, tracker, capsys):  # tracker: the store exists already
     from bench.cli import main
 
     rc = main(["run", "-d", "digits", "-p", "pixels-knn", "-s", "0", "-s", "2", "--executor", "ray",

@@ -130,7 +130,7 @@ def test_export_csv_and_json(tracker, capsys):
 
 
 @pytest.mark.slow
-def test_end_to_end_cli_quick_subset(capsys):
+def test_end_to_end_cli_quick_subset(tracker, capsys):  # tracker: the store exists (no schema to create)
     from bench.suites import load_suite
     from pipelines.registry import expand
 
