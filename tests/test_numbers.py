@@ -202,20 +202,25 @@ def test_peak_memory_is_the_blocks_own_footprint():
 @pytest.mark.skipif(not __import__("pipelines.memory", fromlist=["x"])._reset_high_water_mark(),
                     reason="no resettable VmHWM (not Linux)")
 def test_peak_memory_catches_a_transient_between_samples_and_nests():
-    """The kernel's high-water mark sees a 153 MiB block allocated and freed between two samples; a nested
-    probe (the feature cache's, inside a job's) resets it without losing the outer block's peak."""
-    from bench.measure import PeakRSS, release_memory
+    """The kernel's high-water mark sees a 160 MiB block mapped, written and unmapped between two samples; a
+    nested probe (the feature cache's, inside a job's) resets it without losing the outer block's peak. The
+    blocks are anonymous mappings, not ``malloc``: their pages are fresh whatever the allocator kept resident
+    from earlier tests (with ``np.ones`` a heap that had free pages made the inner block look smaller)."""
+    import mmap
 
-    release_memory()
+    from bench.measure import PeakRSS
+
+    def touch(mib: int) -> None:
+        with mmap.mmap(-1, mib << 20) as m:
+            view = np.frombuffer(m, dtype=np.uint8)
+            view[::4096] = 1  # one byte per page makes every page resident
+            del view
+
     with PeakRSS(interval_s=60) as outer:
-        a = np.ones(20_000_000)
-        a.sum()
-        del a
+        touch(160)
         with PeakRSS(interval_s=60) as inner:
-            b = np.ones(5_000_000)
-            b.sum()
-            del b
-    assert outer.peak_mb > 120 and 25 < inner.peak_mb < 120, (outer.peak_mb, inner.peak_mb)
+            touch(40)
+    assert outer.peak_mb > 150 and 38 < inner.peak_mb < 120, (outer.peak_mb, inner.peak_mb)
 
 
 @pytest.mark.skipif(__import__("pipelines.memory", fromlist=["x"]).allocated_bytes() is None,
