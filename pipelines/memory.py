@@ -115,6 +115,7 @@ class PeakRSS:
         self.allocated = allocated
         self.alloc_interval_s = alloc_interval_s
         self.start_bytes = self.peak_bytes = 0
+        self.own_start = self.own_peak = 0  # this process alone: what VmHWM measures (children excluded)
         self.alloc_start = self.alloc_peak = None
         self._stop = threading.Event()
         self._hwm = False
@@ -138,7 +139,7 @@ class PeakRSS:
 
     def _fold_hwm(self) -> None:
         if self._hwm and (hwm := _high_water_mark()) is not None:
-            self.peak_bytes = max(self.peak_bytes, hwm)
+            self.own_peak = max(self.own_peak, hwm)
 
     def __enter__(self) -> PeakRSS:
         if self.rss is process_rss:
@@ -146,6 +147,7 @@ class PeakRSS:
                 outer._fold_hwm()
             self._hwm = _reset_high_water_mark()
             _active.append(self)
+            self.own_start = self.own_peak = psutil.Process().memory_info().rss
         self.start_bytes = self.peak_bytes = self.rss()
         self.alloc_start = self.alloc_peak = self.allocated()
         self._t0 = time.perf_counter()
@@ -164,8 +166,12 @@ class PeakRSS:
 
     @property
     def peak_mb(self) -> float:
-        """Highest resident size above the size at entry, in MiB."""
-        return max(0, self.peak_bytes - self.start_bytes) / 2**20
+        """Highest resident size above the size at entry, in MiB: the larger of this process's exact growth
+        (its high-water mark above its own size at entry) and the sampled growth of it and its children. (The
+        high-water mark covers this process only: compared with an entry size that counts the children, it
+        came out short by their resident size.)"""
+        own = self.own_peak - self.own_start if self._hwm else 0
+        return max(0, self.peak_bytes - self.start_bytes, own) / 2**20
 
     @property
     def alloc_peak_mb(self) -> float | None:

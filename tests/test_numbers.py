@@ -5,6 +5,8 @@ never fall back silently, and no job's randomness depends on what ran before it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -206,21 +208,45 @@ def test_peak_memory_catches_a_transient_between_samples_and_nests():
     nested probe (the feature cache's, inside a job's) resets it without losing the outer block's peak. The
     blocks are anonymous mappings, not ``malloc``: their pages are fresh whatever the allocator kept resident
     from earlier tests (with ``np.ones`` a heap that had free pages made the inner block look smaller)."""
-    import mmap
-
     from bench.measure import PeakRSS
 
-    def touch(mib: int) -> None:
-        with mmap.mmap(-1, mib << 20) as m:
-            view = np.frombuffer(m, dtype=np.uint8)
-            view[::4096] = 1  # one byte per page makes every page resident
-            del view
-
     with PeakRSS(interval_s=60) as outer:
-        touch(160)
+        _touch(160)
         with PeakRSS(interval_s=60) as inner:
-            touch(40)
+            _touch(40)
     assert outer.peak_mb > 150 and 38 < inner.peak_mb < 120, (outer.peak_mb, inner.peak_mb)
+
+
+def _touch(mib: int) -> None:
+    """Map ``mib`` MiB of fresh anonymous pages, make each resident, unmap them (not ``malloc``: the pages are
+    new whatever the allocator kept from earlier tests)."""
+    import mmap
+
+    with mmap.mmap(-1, mib << 20) as m:
+        view = np.frombuffer(m, dtype=np.uint8)
+        view[::4096] = 1
+        del view
+
+
+@pytest.mark.skipif(not __import__("pipelines.memory", fromlist=["x"])._reset_high_water_mark(),
+                    reason="no resettable VmHWM (not Linux)")
+@pytest.mark.timeout(120)
+def test_peak_memory_of_a_transient_is_not_shortened_by_child_processes():
+    """The high-water mark covers this process only: child processes alive at entry (pool workers) must not be
+    subtracted from it (they were, and a 40 MiB block with a 60 MB child beside it measured 0)."""
+    from bench.measure import PeakRSS
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; x = bytearray(60 << 20); "
+                              "print('ready', flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with PeakRSS(interval_s=60) as m:
+            _touch(40)
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+    assert 38 < m.peak_mb < 100, m.peak_mb
 
 
 @pytest.mark.skipif(__import__("pipelines.memory", fromlist=["x"]).allocated_bytes() is None,
