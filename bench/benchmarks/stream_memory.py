@@ -42,7 +42,7 @@ def _child(mode: str, spec: str, image_size: int | None, pipeline: str, params: 
     with PeakRSS(interval_s=0.01) as m:
         res = execute(job, tracker, exp, load_kw=load_kw)
     run = tracker.client.get_run(res.run_id)
-    print(json.dumps({"base_mb": m.start_bytes / 2**20, "peak_mb": m.peak_bytes / 2**20, "delta_mb": m.peak_mb,
+    print(json.dumps({"base_mb": m.start_bytes / 2**20, "peak_mb": m.start_bytes / 2**20 + m.peak_mb, "delta_mb": m.peak_mb,
                       "test_accuracy": res.metrics["test_accuracy"], "seconds": res.seconds,
                       "streamed": run.data.tags.get("data.streamed", "")}))
 
