@@ -50,6 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: this machine (in-process, or a process pool with --jobs); ray: Ray tasks")
     x.add_argument("--jobs", "-j", type=int, help="parallel jobs (local pool size; local Ray cluster CPUs)")
+    x.add_argument("--isolate", action="store_true",
+                   help="run each job in a fresh process of its own, so that its costs cannot depend on the jobs "
+                        "run before it (the dataset is then read from its disk cache by each job)")
     x.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 (default: start one here)")
     x.add_argument("--device", type=_device_arg, default=None,
                    help="auto, cpu, cuda, cuda:N or mps for every network (default: each pipeline's own, auto)")
@@ -213,7 +216,8 @@ def _run(a: argparse.Namespace) -> int:
     print(f"cvbench: {len(jobs)} job(s) → {tracker.uri}", flush=True)
     from bench.executors import make_executor
 
-    executor = make_executor(a.executor, jobs=a.jobs, address=a.ray_address, retries=a.retries)
+    executor = make_executor(a.executor, jobs=a.jobs, address=a.ray_address, retries=a.retries,
+                             isolate=a.isolate)
     if a.memory_budget_mb is not None:
         os.environ["CVBENCH_MEMORY_BUDGET_MB"] = str(a.memory_budget_mb)  # read by workers' loaders too
     def log(msg: str) -> None:

@@ -160,6 +160,9 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
     return Measurement(metrics, info, y_pred, est)
 
 
+_JOBS_IN_PROCESS = 0  # jobs this process has started: what ran before a job can move its costs (run --isolate)
+
+
 def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | None = None,
             data: SplitData | None = None, load_kw: dict[str, Any] | None = None,
             progress: Callable[[str], None] | None = None, concurrency: int = 1) -> JobResult:
@@ -168,10 +171,13 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
 
     The data is loaded before the run is created, so a load that fails leaves no run behind. ``concurrency``
     is how many jobs may share the hardware meanwhile (1: exclusive); it is recorded, and reports never mix
-    contended timings with exclusive ones.
+    contended timings with exclusive ones. ``cvbench.jobs_before`` records how many jobs this process ran
+    before this one (0 in a fresh process, as with ``run --isolate``).
     """
     from pipelines.registry import create
 
+    global _JOBS_IN_PROCESS
+    jobs_before, _JOBS_IN_PROCESS = _JOBS_IN_PROCESS, _JOBS_IN_PROCESS + 1
     t_start = time.perf_counter()
     with Timer() as t_load:
         if data is None:
@@ -180,7 +186,8 @@ def execute(job: Job, tracker: Tracker, experiment_id: str, parent_id: str | Non
     spec = get_spec(job.pipeline)
     params = job.resolved_params()
     tags = {"cvbench.kind": "job", "cvbench.job_id": job.identity(), "cvbench.code_version": CODE_VERSION,
-            "cvbench.concurrency": str(concurrency), "dataset": job.dataset, "pipeline": job.pipeline,
+            "cvbench.concurrency": str(concurrency), "cvbench.jobs_before": str(jobs_before),
+            "dataset": job.dataset, "pipeline": job.pipeline,
             "seed": str(job.seed), "family": spec.family, "features": spec.features, "classifier": spec.classifier,
             **environment_tags()}
     with tracker.run(experiment_id, job.run_name, tags, parent_id) as run_id:

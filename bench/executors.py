@@ -216,25 +216,34 @@ def _clock(seconds: float) -> str:
 
 class LocalExecutor(Executor):
     """``jobs == 1``: in this process (the runner's own loop, datasets kept in memory between jobs).
-    ``jobs > 1``: a pool of ``jobs`` spawned processes, each running :func:`run_job`."""
+    ``jobs > 1``: a pool of ``jobs`` spawned processes, each running :func:`run_job`.
+    ``isolate``: one job at a time, each in a fresh spawned process of its own, so that nothing its costs depend
+    on (the allocator's heap and thresholds, page faults already paid, warm thread pools) is left by the jobs
+    before it; each job then loads its dataset from the decoded-dataset cache."""
 
-    def __init__(self, jobs: int = 1, retries: int = 0):
+    def __init__(self, jobs: int = 1, retries: int = 0, isolate: bool = False):
         super().__init__(retries)
         if jobs < 1:
             from bench.errors import ConfigError
 
             raise ConfigError("--jobs must be ≥ 1")
+        if isolate and jobs > 1:
+            from bench.errors import ConfigError
+
+            raise ConfigError("--isolate runs one job at a time, each in a fresh process: drop --jobs (or use "
+                              "--jobs N without --isolate: a pool's workers are reused across jobs)")
         self.jobs = jobs
+        self.isolate = isolate
         self.concurrency = jobs
-        self.in_process = jobs == 1
-        self.name = "local" if jobs == 1 else f"local pool ×{jobs}"
+        self.in_process = jobs == 1 and not isolate
+        self.name = "local, a fresh process per job" if isolate else "local" if jobs == 1 else f"local pool ×{jobs}"
         self._pool: Any = None
         self._order: dict[int, int] = {}  # in process: id(task) -> its place in the grid
         self._durations: list[float] = []
         self._t0 = time.perf_counter()
 
     def start(self) -> None:
-        if self.jobs > 1 and self._pool is None:
+        if self.jobs > 1 and self._pool is None:  # --isolate: a new pool per job (_run_isolated)
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
@@ -246,7 +255,7 @@ class LocalExecutor(Executor):
             self._pool = None
 
     def _announce(self, task: Task, log: Log) -> None:
-        if not self.in_process:  # in process, each job is announced when it starts (with elapsed time and ETA)
+        if not (self.in_process or self.isolate):  # one at a time: announced when it starts (elapsed, ETA)
             super()._announce(task, log)
 
     def _completed(self, res: JobResult) -> None:
@@ -257,20 +266,41 @@ class LocalExecutor(Executor):
         return super().run(tasks, ctx, log)
 
     def _submit(self, task: Task, ctx: Context) -> Any:
-        if self.in_process:
+        if self.in_process or self.isolate:
             return _Deferred(self._order.setdefault(id(task), len(self._order)), task, ctx)
         if self._pool is None:
             self.start()
         threads = max(1, (os.cpu_count() or 1) // self.jobs)  # no oversubscription: cores shared by the pool
         return self._pool.submit(run_job, task, ctx.for_worker(threads=threads, concurrency=self.concurrency))
 
+    def _log_start(self, job: Any) -> None:
+        done = self._durations
+        eta = f", ETA {_clock(sum(done) / len(done) * (self._n_tasks - len(done)))}" if done else ""
+        self._log(f"[{len(done) + 1}/{self._n_tasks}] run   {job.run_name}"
+                  f"  (elapsed {_clock(time.perf_counter() - self._t0)}{eta})")
+
+    def _run_isolated(self, d: _Deferred) -> JobResult:
+        """Run one task in a fresh spawned process: a new one-worker pool per task (not ``max_tasks_per_child=1``,
+        which deadlocks on Python 3.11–3.13 when the worker exits: CPython gh-115634)."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        self._log_start(d.task.job)
+        self._pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+        threads = d.ctx.threads or os.cpu_count() or 1
+        try:
+            return self._pool.submit(run_job, d.task, d.ctx.for_worker(threads=threads, concurrency=1)).result()
+        except BrokenProcessPool as e:  # the worker died (out of memory, segfault)
+            return JobResult(None, "FAILED", error=f"worker process died: {e}")  # type: ignore[arg-type]
+        finally:
+            self.stop()
+
     def _run_here(self, d: _Deferred) -> JobResult:
         """Run one task in this process: the dataset stays in memory between jobs (one at a time), progress
         lines go to the grid's log, and a user error (or any error when ``raise_errors``) stops the grid."""
-        job, ctx, log, done = d.task.job, d.ctx, self._log, self._durations
-        eta = f", ETA {_clock(sum(done) / len(done) * (self._n_tasks - len(done)))}" if done else ""
-        log(f"[{len(done) + 1}/{self._n_tasks}] run   {job.run_name}"
-            f"  (elapsed {_clock(time.perf_counter() - self._t0)}{eta})")
+        job, ctx, log = d.task.job, d.ctx, self._log
+        self._log_start(job)
         t0 = time.perf_counter()
         try:
             key = (job.dataset, job.split, job.image_size)
@@ -288,9 +318,9 @@ class LocalExecutor(Executor):
             return JobResult(job, "FAILED", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
 
     def _next(self, handles: list[Any]) -> tuple[Any, JobResult]:
-        if self.in_process:
+        if self.in_process or self.isolate:
             d = min(handles, key=lambda h: h.order)
-            return d, self._run_here(d)
+            return d, self._run_isolated(d) if self.isolate else self._run_here(d)
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
@@ -306,6 +336,9 @@ class LocalExecutor(Executor):
 
     def _cancel(self, handles: list[Any]) -> None:
         if self.in_process:
+            return
+        if self.isolate:  # the running job's pool; the others were never started
+            self.stop()
             return
         for h in handles:
             h.cancel()
@@ -401,12 +434,15 @@ def _family(pipeline: str) -> str:
 
 
 def make_executor(name: str = "local", *, jobs: int | None = None, address: str | None = None,
-                  retries: int = 0, cpus_per_job: float = 1) -> Executor:
-    """The executor for ``--executor NAME --jobs N --ray-address A --retries R``."""
-    if name == "local":
-        return LocalExecutor(1 if jobs is None else jobs, retries)
-    if name == "ray":
-        return RayExecutor(address, jobs, cpus_per_job, retries)
+                  retries: int = 0, cpus_per_job: float = 1, isolate: bool = False) -> Executor:
+    """The executor for ``--executor NAME --jobs N --ray-address A --retries R [--isolate]``."""
     from bench.errors import ConfigError
+
+    if name == "local":
+        return LocalExecutor(1 if jobs is None else jobs, retries, isolate)
+    if name == "ray":
+        if isolate:
+            raise ConfigError("--isolate is for the local executor (Ray reuses its worker processes)")
+        return RayExecutor(address, jobs, cpus_per_job, retries)
 
     raise ConfigError(f"unknown executor {name!r}: choose local or ray")

@@ -1,6 +1,6 @@
 """Does a suite's table depend on its job order? The suite in its own order and reversed, side by side.
 
-    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k]
+    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k] [--isolate]
 
 Each order runs in its own fresh process with its own results directory and feature cache (seed 0, default
 split). Printed per pipeline: each cost column as "own order / reversed". The measurement contract asks for the
@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
+
+from bench.benchmarks import run_fresh
 
 COLUMNS = ["test_accuracy", "fit_time_s", "feature_time_s", "predict_time_s", "inference_img_per_s",
            "peak_alloc_mb", "peak_rss_mb"]
 
 
-def _child(suite: str, dataset: str, reverse: bool) -> None:
+def _child(suite: str, dataset: str, reverse: bool, isolate: bool) -> None:
     from bench.datasets import SplitOptions
+    from bench.executors import LocalExecutor
     from bench.jobs import Job
     from bench.runner import run_grid
     from bench.suites import load_suite
@@ -30,30 +29,29 @@ def _child(suite: str, dataset: str, reverse: bool) -> None:
     items = [(name, params) for pattern, params in load_suite(suite).pipelines for name in expand([pattern])]
     if reverse:
         items = items[::-1]
-    res = run_grid([Job(dataset, p, 0, kw, SplitOptions()) for p, kw in items], log=lambda m: None)
+    res = run_grid([Job(dataset, p, 0, kw, SplitOptions()) for p, kw in items], log=lambda m: None,
+                   executor=LocalExecutor(1, isolate=isolate))
     print(json.dumps({r.job.pipeline: {k: r.metrics.get(k) for k in COLUMNS} for r in res}))
 
 
-def _order(suite: str, dataset: str, reverse: bool) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        env = {**os.environ, "CVBENCH_RESULTS": d}
-        env.pop("CVBENCH_FEATURE_CACHE", None)
-        out = subprocess.run([sys.executable, "-m", "bench.benchmarks.suite_order", "--child", suite, dataset,
-                              "rev" if reverse else "fwd"], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _order(suite: str, dataset: str, reverse: bool, isolate: bool) -> dict:
+    return run_fresh("bench.benchmarks.suite_order", "--child", suite, dataset, "rev" if reverse else "fwd",
+                     *(["--isolate"] if isolate else []))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--dataset", default="mnist5k")
+    ap.add_argument("--isolate", action="store_true", help="each job in a fresh process of its own (run --isolate)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        _child(a.child[0], a.child[1], a.child[2] == "rev")
+        _child(a.child[0], a.child[1], a.child[2] == "rev", a.isolate)
         return
-    fwd, rev = _order(a.suite, a.dataset, False), _order(a.suite, a.dataset, True)
-    print(f"suite {a.suite} on {a.dataset}: own order / reversed, each in a fresh process")
+    fwd, rev = _order(a.suite, a.dataset, False, a.isolate), _order(a.suite, a.dataset, True, a.isolate)
+    print(f"suite {a.suite} on {a.dataset}: own order / reversed, each in a fresh process"
+          + (" (--isolate: and each job in a fresh process of its own)" if a.isolate else ""))
     print(f"{'pipeline':36s} " + " ".join(f"{c:>24s}" for c in COLUMNS))
     for name, x in fwd.items():
         y = rev[name]
