@@ -312,7 +312,7 @@ def _chi2svm(ctx: BuildContext, C: float = 1.0, max_iter: int = 300) -> Any:
 
 
 @register_classifier("hiksvm", grid={"C": [1.0, 10.0, 100.0]}, tuned={"C": "C"}, tune_max_train=5_000,
-                     suits=("sift-bovw",), feature_params={"encoding": "l1"})
+                     suits=("sift-bovw", "sift-spm"), feature_params={"encoding": "l1"})
 def _hiksvm(ctx: BuildContext, C: float = 10.0, exact_max_n: int = 5_000, max_iter: int = 300) -> IntersectionSVM:
     """histogram-intersection kernel SVM, exact up to 5k images else additive chi2 map + linear SVM
     (C tuned)"""

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import pairwise_distances_argmin
 
-from pipelines.features.encoding import DescriptorEncoding
+from pipelines.features.encoding import DescriptorEncoding, sift_size
 from pipelines.features.local import (  # noqa: F401  (re-exported: the descriptors' historical home)
     HEADER,
     METHODS,
@@ -34,6 +34,13 @@ _UPSCALED = {"sizes": (16.0,)}
 
 @register_feature("sift-bovw", kind="bovw", description="SIFT bag of visual words",
                   recipe={"method": "sift", "step": 4, "sizes": (6.0, 12.0), "min_size": 32})
+# Lazebnik et al.'s spatial pyramid matching for photos (400 words, 1×1 + 2×2 + 4×4, L1 histograms), on a denser
+# multi-scale grid than their 16-px patches every 8 px: every 4 px at 16, 24 and 32 px, σ 0.8
+# (docs/measurements.md#dense-sift-grid)
+@register_feature("sift-spm", kind="bovw", description="Dense SIFT words on a spatial pyramid",
+                  recipe={"method": "sift", "detector": "dense", "step": 4,
+                          "sizes": (sift_size(4), sift_size(6), sift_size(8)), "min_size": 32, "sigma": 0.8,
+                          "vocab_size": 400, "encoding": "l1", "pyramid": (1, 2, 4)})
 @register_feature("orb-bovw", kind="bovw", description="ORB bag of visual words",
                   recipe={"method": "orb", **_UPSCALED}, hidden=("sigma",))
 @register_feature("akaze-bovw", kind="bovw", description="AKAZE bag of visual words",
