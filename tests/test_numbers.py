@@ -50,8 +50,8 @@ def _what_it_is(est) -> tuple[str, str]:
         feat = f.backbone
     elif isinstance(f, ConcatFeatures):
         feat = "hogcolor"
-    elif isinstance(f, BoVWFeatures):
-        feat = f"{f.method}-bovw"
+    elif isinstance(f, BoVWFeatures):  # a dense grid pooled over a three-level pyramid: spatial pyramid matching
+        feat = f"{f.method}-{'spm' if f.detector == 'dense' and len(f.pyramid) == 3 else 'bovw'}"
     elif isinstance(f, FisherVectorFeatures | VLADFeatures):
         feat = f"{f.method}-{'fv' if isinstance(f, FisherVectorFeatures) else 'vlad'}"
     else:
