@@ -7,6 +7,7 @@ RESULTS ?= $(or $(CVBENCH_RESULTS),results)
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 SUITE   ?= quick
+RUNFLAGS ?=
 DB      := sqlite:///$(abspath $(RESULTS))/mlflow.db
 
 .PHONY: setup bench test report ui server lint clean distclean study-data-efficiency study-robustness \
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 bench: setup  ## run the quick suite on the embedded mnist5k, then write the report and print where it is
-	@$(PY) -m bench run --suite $(SUITE) --no-table; rc=$$?; \
+	@$(PY) -m bench run --suite $(SUITE) --no-table $(RUNFLAGS); rc=$$?; \
 	  $(PY) -m bench report; exit $$rc
 
 test: setup  ## run the test suite
