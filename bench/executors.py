@@ -217,9 +217,10 @@ def _clock(seconds: float) -> str:
 class LocalExecutor(Executor):
     """``jobs == 1``: in this process (the runner's own loop, datasets kept in memory between jobs).
     ``jobs > 1``: a pool of ``jobs`` spawned processes, each running :func:`run_job`.
-    ``isolate``: one job at a time, each in a fresh spawned process of its own, so that nothing its costs depend
-    on (the allocator's heap and thresholds, page faults already paid, warm thread pools) is left by the jobs
-    before it; each job then loads its dataset from the decoded-dataset cache."""
+    ``isolate``: one job at a time, each in a fresh spawned process of its own, so that nothing a process carries
+    from job to job (the allocator's heap, warm thread pools, library state) is left by the jobs before it; each
+    job then loads its dataset from the decoded-dataset cache. (Machine-level effects remain:
+    docs/measurements.md#execute.)"""
 
     def __init__(self, jobs: int = 1, retries: int = 0, isolate: bool = False):
         super().__init__(retries)

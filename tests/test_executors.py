@@ -126,8 +126,8 @@ def test_local_process_pool(tracker):
 
 @pytest.mark.timeout(180)
 def test_isolate_runs_each_job_in_a_fresh_process_of_its_own(tracker):
-    """``run --isolate``: no job runs in a process an earlier job ran in, so its costs cannot depend on them (in
-    one process, a 0.03-s colour-histogram extraction took 0.2 s after SIFT and torch jobs: allocator state)."""
+    """``run --isolate``: no job runs in a process an earlier job ran in (nothing the process carries from job to
+    job can move its costs), and every run records how many jobs its process ran before it."""
     logs: list[str] = []
     grid = [Job("digits", "pixels-knn", s, {}, SplitOptions()) for s in (0, 1)]
     results = run_grid(grid, tracker=tracker, log=logs.append, force=True,
