@@ -51,8 +51,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="local: this machine (in-process, or a process pool with --jobs); ray: Ray tasks")
     x.add_argument("--jobs", "-j", type=int, help="parallel jobs (local pool size; local Ray cluster CPUs)")
     x.add_argument("--isolate", action="store_true",
-                   help="run each job in a fresh process of its own, so that its costs cannot depend on the jobs "
-                        "run before it (the dataset is then read from its disk cache by each job)")
+                   help="run each job in a fresh process of its own, so that nothing the process keeps from earlier "
+                        "jobs can move its costs (the dataset is then read from its disk cache by each job)")
     x.add_argument("--ray-address", help="existing Ray cluster, e.g. ray://head:10001 (default: start one here)")
     x.add_argument("--device", type=_device_arg, default=None,
                    help="auto, cpu, cuda, cuda:N or mps for every network (default: each pipeline's own, auto)")

@@ -244,7 +244,7 @@ class LocalExecutor(Executor):
         self._t0 = time.perf_counter()
 
     def start(self) -> None:
-        if self.jobs > 1 and self._pool is None:  # --isolate: a new pool per job (_run_isolated)
+        if (self.jobs > 1 or self.isolate) and self._pool is None:  # --isolate: one worker, a new pool per job
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
@@ -283,12 +283,10 @@ class LocalExecutor(Executor):
     def _run_isolated(self, d: _Deferred) -> JobResult:
         """Run one task in a fresh spawned process: a new one-worker pool per task (not ``max_tasks_per_child=1``,
         which deadlocks on Python 3.11–3.13 when the worker exits: CPython gh-115634)."""
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
 
         self._log_start(d.task.job)
-        self._pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+        self.start()
         threads = d.ctx.threads or os.cpu_count() or 1
         try:
             return self._pool.submit(run_job, d.task, d.ctx.for_worker(threads=threads, concurrency=1)).result()

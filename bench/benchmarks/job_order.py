@@ -76,5 +76,6 @@ def main() -> None:
             line += f"   first [{min(xs):.4g}, {max(xs):.4g}]  after [{min(ys):.4g}, {max(ys):.4g}]"
         print(line)
 
+
 if __name__ == "__main__":
     main()

@@ -28,6 +28,8 @@ tiny        tiny images (Torralba et al. 2008): 16×16 grayscale thumbnail, zero
 sift-fv     dense SIFT (every 4 px, 16×16-px patches, σ 0.8), RootSIFT, PCA 64, + (x, y) → improved Fisher vectors
             over a 256-Gaussian diagonal GMM (2·256·66 = 33,792-d, power + L2 normalised; ``pyramid`` optional)
 sift-vlad   the same descriptors → VLAD over 128 k-means centres, intra-normalised (8,192-d)
+sift-spm    dense SIFT (every 4 px at 16, 24 and 32 px, σ 0.8) → 400 words over 1×1 + 2×2 + 4×4 cells, L1
+            (Lazebnik et al.'s spatial pyramid, with the histogram-intersection SVM ``hiksvm``)
 ==========  ============================================================================================
 """
 
