@@ -121,3 +121,26 @@ def test_precision_choices_resolve_per_device():
     assert resolve_bf16("bf16", cpu) and not resolve_bf16("fp32", cuda)
     with pytest.raises(ValueError, match="choose auto, cuda-bf16, bf16 or fp32"):
         resolve_bf16("fp16", cpu)
+
+
+@pytest.mark.parametrize("precision, channels_last", [("bf16", True), ("fp32", False)])
+def test_scratch_precision_and_layout_are_what_the_parameters_say(digits_split, precision, channels_last):
+    d = digits_split
+    clf = NetClassifier(arch="cnn-small", width=8, epochs=6, batch_size=64, precision=precision,
+                        channels_last=channels_last, seed=0).fit(d.X_train, d.y_train)
+    assert clf.bf16_ == (precision == "bf16")
+    convs = [m.weight for m in clf.model_.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in convs)
+    assert float(np.mean(clf.predict(d.X_test) == d.y_test)) > 0.8  # bf16 autocast still learns; chance is 0.1
+    # the mlp has no convolution to lay out: channels_last leaves it (and its input) alone
+    mlp = NetClassifier(arch="mlp", width=16, epochs=1, channels_last=True).fit(d.X_train, d.y_train)
+    assert not mlp.cl_ and mlp.predict(d.X_test[:3]).shape == (3,)
+
+
+def test_an_unknown_scratch_precision_is_refused_before_any_run():
+    from pipelines.params import InvalidParameterError, check_params
+    from pipelines.registry import get_spec
+
+    with pytest.raises(InvalidParameterError, match="precision"):
+        check_params("resnet-s", get_spec("resnet-s").factory, {"precision": "fp16"})
+    assert create("resnet-s").precision == "auto" and create("resnet-s").channels_last
