@@ -81,7 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
     cp.add_argument("runs", nargs=2, metavar="RUN", help="run id (or 8+ character prefix) or dataset/pipeline/seed")
     cp.add_argument("--all", action="store_true", help="show every row, not only the differences")
 
-    ex = sub.add_parser("export", help="write the latest FINISHED run per (dataset, pipeline, seed)")
+    ex = sub.add_parser("export", help="the runs the report counts (latest FINISHED per dataset, split, "
+                        "configuration, hardware, seed)")
     ex.add_argument("--format", choices=["csv", "json", "md", "latex"], default="csv",
                     help="output format (default csv); counts stay integers, times are ISO 8601")
     ex.add_argument("--dataset", "-d", action="append", help="only this dataset (repeatable; default: all)")
