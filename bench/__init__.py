@@ -1,6 +1,15 @@
 """cvbench harness: datasets, runner, tracking, reports and the command line."""
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# numpy advises transparent hugepages for arrays of 4 MiB and more. On a VM that hands freed memory back to its
+# host (virtio-balloon free page reporting, as on the 2-core machine), touching such pages for the first time
+# after a big job freed its memory costs 0.1-0.5 s of system time, so a sub-second step's cost depended on the
+# jobs run before it: the harness turns the advice off for itself and its workers unless the user set
+# NUMPY_MADVISE_HUGEPAGE (see docs/measurements.md#execute; bench.execute applies it, runs record it).
+_os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 # Results tagged with another ``cvbench.code_version`` are not comparable with today's (reports exclude them).
 # Neutral home so that readers of the store (bench.report) need not import bench.runner; every job's identity
@@ -16,5 +25,7 @@ __version__ = "0.1.0"
 # "7": peak RSS no longer subtracts child processes' resident size from this process's high-water mark (a job
 # run while pool workers were alive was reported short by their size).
 # "8": scratch networks (NetClassifier) train and predict in bf16 autocast with channels_last on CPUs with
-# native bf16 (precision="auto"), 2.2-2.4x faster there than the fp32 path of "7", with different weights.
+# native bf16 (precision="auto"), 2.2-2.4x faster there than the fp32 path of "7", with different weights; and
+# numpy's hugepage advice is off in the harness (see above), so a short step's cost no longer depends on what
+# ran before it.
 CODE_VERSION = "8"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.memory import PeakRSS, process_rss, release_memory  # noqa: F401  (the harness's probes)
+from pipelines.memory import PeakRSS, numpy_hugepages, process_rss, release_memory  # noqa: F401  (the harness's probes)
 
 
 class Timer:
@@ -96,6 +96,8 @@ def environment_tags() -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 pass
         tags["env.hardware"] = f"{tags['env.cpu']} ×{tags['env.cores']} | gpu: {tags['env.gpu']}"
+        hp = numpy_hugepages()
+        tags["env.numpy_hugepages"] = "unknown" if hp is None else "on" if hp else "off"
         if threads := os.environ.get("CVBENCH_THREADS"):  # --threads: timings comparable only at equal counts
             tags["env.threads"] = threads
             tags["env.hardware"] += f" | threads: {threads}"

@@ -27,6 +27,27 @@ def _glibc() -> Any:
     return _libc or None
 
 
+def numpy_hugepages(enabled: bool | None = None) -> bool | None:
+    """numpy's transparent-hugepage advice for large arrays (``madvise(MADV_HUGEPAGE)`` on allocations of 4 MiB
+    and more): set it when ``enabled`` is given; return the setting in force (``None`` where this numpy has no
+    such switch). Without ``enabled``, the environment's ``NUMPY_MADVISE_HUGEPAGE`` (``0`` = off) is applied,
+    which numpy itself reads only at import."""
+    import os
+
+    import numpy as np
+
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    ma = getattr(core, "multiarray", None)
+    get, set_ = getattr(ma, "_get_madvise_hugepage", None), getattr(ma, "_set_madvise_hugepage", None)
+    if get is None or set_ is None:
+        return None
+    if enabled is None and (env := os.environ.get("NUMPY_MADVISE_HUGEPAGE")) is not None:
+        enabled = env.strip() != "0"
+    if enabled is not None:
+        set_(bool(enabled))
+    return bool(get())
+
+
 def release_memory() -> None:
     """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the resident size measured next
     starts from what is live, not from what earlier jobs freed but the allocator kept."""

@@ -38,6 +38,7 @@ def test_job_run_records_params_metrics_tags_artifacts(tracker):
     for key in ("family", "features", "classifier", "env.git_commit", "env.cpu", "env.cores", "env.gpu",
                 "env.torch_threads", "env.pkg.scikit-learn", "cvbench.job_id"):
         assert key in t, key
+    assert t["env.numpy_hugepages"] == "off"  # the harness's default (bench/__init__.py): costs independent of order
     assert t["mlflow.parentRunId"]
     arts = {a.path for a in tracker.client.list_artifacts(res.run_id)}
     assert {"confusion_matrix.png", "confusion_matrix.csv", "per_class.csv", "job_config.json",
