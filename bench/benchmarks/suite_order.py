@@ -1,16 +1,20 @@
 """Does a suite's table depend on its job order? The suite in its own order and reversed, side by side.
 
-    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k] [--isolate]
+    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k] [--isolate] [--repeat 3]
 
 Each order runs in its own fresh process with its own results directory and feature cache (seed 0, default
 split). Printed per pipeline: each cost column as "own order / reversed". The measurement contract asks for the
-same figures whatever the order (memory within 10%); accuracy must be identical.
+same figures whatever the order (memory within 10%); accuracy must be identical. With ``--repeat N`` each order
+runs N times (fresh processes, alternating) and each cell is the two orders' medians: what moves between two
+processes in the same order is noise, not order.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+import numpy as np
 
 from bench.benchmarks import run_fresh
 
@@ -44,14 +48,25 @@ def main() -> None:
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--isolate", action="store_true", help="each job in a fresh process of its own (run --isolate)")
+    ap.add_argument("--repeat", type=int, default=1, help="fresh processes per order (medians compared)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         _child(a.child[0], a.child[1], a.child[2] == "rev", a.isolate)
         return
-    fwd, rev = _order(a.suite, a.dataset, False, a.isolate), _order(a.suite, a.dataset, True, a.isolate)
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    for _ in range(a.repeat):  # alternate, so that a slow spell of the machine does not fall on one order
+        for reverse in (False, True):
+            runs[reverse].append(_order(a.suite, a.dataset, reverse, a.isolate))
+
+    def median(rs: list[dict]) -> dict:
+        return {p: {c: (float(np.median(v)) if (v := [r[p][c] for r in rs if r[p].get(c) is not None]) else None)
+                    for c in COLUMNS} for p in rs[0]}
+
+    fwd, rev = median(runs[False]), median(runs[True])
     print(f"suite {a.suite} on {a.dataset}: own order / reversed, each in a fresh process"
-          + (" (--isolate: and each job in a fresh process of its own)" if a.isolate else ""))
+          + (" (--isolate: and each job in a fresh process of its own)" if a.isolate else "")
+          + (f" (medians of {a.repeat} processes per order)" if a.repeat > 1 else ""))
     print(f"{'pipeline':36s} " + " ".join(f"{c:>24s}" for c in COLUMNS))
     for name, x in fwd.items():
         y = rev[name]
