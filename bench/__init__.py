@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 # host (virtio-balloon free page reporting, as on the 2-core machine), touching such pages for the first time
 # after a big job freed its memory costs 0.1-0.5 s of system time, so a sub-second step's cost depended on the
 # jobs run before it: the harness turns the advice off for itself and its workers unless the user set
-# NUMPY_MADVISE_HUGEPAGE (see docs/measurements.md#execute; bench.execute applies it, runs record it).
+# NUMPY_MADVISE_HUGEPAGE (see docs/measurements.md#execute; bench.measure applies it, runs record it).
 _os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 # Results tagged with another ``cvbench.code_version`` are not comparable with today's (reports exclude them).

@@ -19,15 +19,7 @@ from bench import CODE_VERSION
 from bench.datasets import SplitData
 from bench.datasets.stream import chunk_estimator, prepare_auto
 from bench.jobs import Job, JobResult
-from bench.measure import (
-    PeakRSS,
-    Timer,
-    environment_tags,
-    latency_ms,
-    model_size_mb,
-    numpy_hugepages,
-    release_memory,
-)
+from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_size_mb, release_memory
 from bench.tracking import Tracker, results_dir
 from pipelines import cache as feature_cache
 from pipelines.cache import set_cache_dir
@@ -124,7 +116,6 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
 
     # the job's own footprint (see PeakRSS): what earlier jobs freed is handed back first, and features read
     # from the cache are charged the peak their computation recorded, as their time is (_cost_metrics)
-    numpy_hugepages()  # as NUMPY_MADVISE_HUGEPAGE says (off unless the user chose): see bench/__init__.py
     _warm_up(pipeline, params, data)
     release_memory()
     with PeakRSS() as mem_fit, feature_cache.charging() as charged_fit, Timer() as t_fit:

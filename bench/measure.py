@@ -16,6 +16,10 @@ import numpy as np
 
 from pipelines.memory import PeakRSS, numpy_hugepages, process_rss, release_memory  # noqa: F401  (the harness's probes)
 
+# Off unless the user chose (bench/__init__.py sets the default), applied here once per process because numpy
+# reads the variable only at import, which may have come first (a user's script, a worker).
+numpy_hugepages(os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0").strip() != "0")
+
 
 class Timer:
     def __enter__(self) -> Timer:

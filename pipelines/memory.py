@@ -29,11 +29,8 @@ def _glibc() -> Any:
 
 def numpy_hugepages(enabled: bool | None = None) -> bool | None:
     """numpy's transparent-hugepage advice for large arrays (``madvise(MADV_HUGEPAGE)`` on allocations of 4 MiB
-    and more): set it when ``enabled`` is given; return the setting in force (``None`` where this numpy has no
-    such switch). Without ``enabled``, the environment's ``NUMPY_MADVISE_HUGEPAGE`` (``0`` = off) is applied,
-    which numpy itself reads only at import."""
-    import os
-
+    and more; numpy reads ``NUMPY_MADVISE_HUGEPAGE`` only at import): set it when ``enabled`` is given; return the
+    setting in force (``None`` where this numpy has no such switch)."""
     import numpy as np
 
     core = getattr(np, "_core", None) or getattr(np, "core", None)
@@ -41,8 +38,6 @@ def numpy_hugepages(enabled: bool | None = None) -> bool | None:
     get, set_ = getattr(ma, "_get_madvise_hugepage", None), getattr(ma, "_set_madvise_hugepage", None)
     if get is None or set_ is None:
         return None
-    if enabled is None and (env := os.environ.get("NUMPY_MADVISE_HUGEPAGE")) is not None:
-        enabled = env.strip() != "0"
     if enabled is not None:
         set_(bool(enabled))
     return bool(get())

@@ -476,7 +476,7 @@ def test_the_harness_turns_numpy_hugepage_advice_off_unless_the_user_chose():
     imported first here, as a user's script would: the harness must still apply its setting at run time."""
     from pipelines.memory import numpy_hugepages
 
-    code = ("import numpy, os, bench; from pipelines.memory import numpy_hugepages; "
+    code = ("import numpy, os, bench.execute; from pipelines.memory import numpy_hugepages; "
             "print(os.environ['NUMPY_MADVISE_HUGEPAGE'], numpy_hugepages())")
     for user, want in ((None, ["0", "False"]), ("1", ["1", "True"])):
         env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
