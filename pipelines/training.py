@@ -339,11 +339,11 @@ class NetClassifier(TorchClassifier):
         self.mean_, self.std_ = channel_stats(X, dev)
         kw = {} if self.width is None else {"width": self.width}
         # bf16 autocast + channels_last: 2.2-2.4x the fp32 training rate of resnet-s/vgg-s/alexnet-s/cnn-small on
-        # a 2-core AVX512-BF16 CPU (docs/measurements.md#scratch-cpu); the mlp has no convolutions to lay out
+        # a 2-core AVX512-BF16 CPU (docs/measurements.md#scratch-cpu); a net without convolutions is not laid out
         self.bf16_ = resolve_bf16(self.precision, dev)
-        self.cl_ = self.channels_last and self.arch != "mlp"
         with seeded(self.seed, dev):
             model = build_net(self.arch, in_channels=c, n_classes=len(self.classes_), size=(h, w), **kw).to(dev)
+            self.cl_ = self.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules())
             if self.cl_:
                 model = model.to(memory_format=torch.channels_last)
             self.model_ = model
