@@ -24,18 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.benchmarks import sample_images
 from pipelines import cache
 from pipelines.nets import build_net
 from pipelines.training import autocast_bf16, pick_device, train_loop, use_all_cores
 from pipelines.transfer import BackboneFeatures, ImagenetPrep, load_backbone
-
-
-def _images(spec: str | None, n: int) -> np.ndarray:
-    if spec:
-        from bench.datasets import SplitOptions, prepare
-
-        return prepare(spec, SplitOptions(max_train=n)).X_train[:n]
-    return np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
 
 def _sync(dev: torch.device) -> None:
@@ -145,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     cache.set_cache_dir(None)
     dev = pick_device(a.device)
     use_all_cores()
-    X = _images(a.dataset, a.n)
+    X = sample_images(a.dataset, a.n)
     print(f"device={dev} threads={torch.get_num_threads()} images={X.shape} batch={a.batch}")
     o, b = bench_training(X, a.arch, a.width, a.batch, dev, a.repeats)
     print(f"training   {a.arch}(width={a.width}):  ours {o:9.1f} img/s   bare loop {b:9.1f} img/s   "

@@ -17,19 +17,10 @@ import argparse
 
 import numpy as np
 
+from bench.benchmarks import sample_images
 from pipelines.training import NetClassifier, cpu_has_native_bf16
 
 WAYS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
-
-
-def _images(spec: str | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    if spec:
-        from bench.datasets import SplitOptions, prepare
-
-        d = prepare(spec, SplitOptions(max_train=n))
-        return d.X_train[:n], d.y_train[:n]
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 10
 
 
 def rate(X: np.ndarray, y: np.ndarray, arch: str, width: int | None, precision: str, channels_last: bool,
@@ -48,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=2, help="the first warms up; the last one is timed")
     ap.add_argument("--dataset", default=None, help="images from this dataset (default: random 32×32×3)")
     a = ap.parse_args(argv)
-    X, y = _images(a.dataset, a.n)
+    X = sample_images(a.dataset, a.n)
+    y = np.arange(len(X)) % 10  # labels do not change the training rate
     print(f"native bf16 on this CPU: {cpu_has_native_bf16()}; {len(X)} images {X.shape[1:]}, {a.epochs} epochs")
     print(f"{'network':12s}" + "".join(f"{p + (' CL' if cl else ' NCHW'):>16s}" for p, cl in WAYS))
     for arch in a.arch:
