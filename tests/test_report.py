@@ -33,13 +33,15 @@ def _preds(acc: float, seed: int) -> np.ndarray:
 
 def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0, size=1.0, latency=1.0,
          hardware="CPU box ×2 | gpu: none", status="FINISHED", code_version=None, params=None, history=None,
-         per_class=None, cm=None, epochs=None, error=None, split=None, study=None, val=None, preds=None):
+         per_class=None, cm=None, epochs=None, error=None, split=None, study=None, val=None, preds=None,
+         rss=500.0, jobs_before=None):
     """One job run as the runner writes it (tags, params, metrics, artifacts), with chosen values."""
     exp = tracker.experiment_id(dataset)
     tags = {"cvbench.kind": "job", "cvbench.code_version": code_version or bench.CODE_VERSION, "dataset": dataset,
             "pipeline": pipeline, "seed": str(seed), "family": family, "features": pipeline.split("-")[0],
             "classifier": pipeline.split("-")[-1], "env.hardware": hardware, "env.git_commit": "abc123",
-            "env.pkg.torch": "2.0", "env.python": "3.11", **({"study": study} if study else {})}
+            "env.pkg.torch": "2.0", "env.python": "3.11", **({"study": study} if study else {}),
+            **({"cvbench.jobs_before": str(jobs_before)} if jobs_before is not None else {})}
     run_id = tracker.start_run(exp, f"{dataset}/{pipeline}/{seed}", tags)
     split = {"val_fraction": 0.1, "train_per_class": None, **(split or {})}
     tracker.log_params(run_id, {"n_train": 90, "n_val": 10, "n_test": 30, "split_hash": "h0",
@@ -51,7 +53,7 @@ def _run(tracker, dataset, pipeline, family, seed, acc, *, fit=1.0, img_s=1000.0
     if status == "FINISHED":
         metrics = {"test_accuracy": acc, "test_macro_f1": acc - 0.01, "fit_time_s": fit,
                    "inference_img_per_s": img_s, "latency_ms_per_img": latency, "model_size_mb": size,
-                   "peak_rss_mb": 500.0, "val_accuracy": acc if val is None else val}
+                   "peak_rss_mb": rss, "peak_alloc_mb": 100.0, "val_accuracy": acc if val is None else val}
         if epochs is not None:
             metrics["epochs_run"] = epochs
         tracker.log_metrics(run_id, metrics, step=len(history or []))
@@ -169,6 +171,22 @@ def test_rows_split_on_changed_params_only(known_store):
     assert sorted(lb.index) == ["mlp [width=10]", "mlp [width=20]"]
     assert lb.loc["mlp [width=10]", "n"] == 2 and lb.loc["mlp [width=10]", "acc_mean"] == pytest.approx(0.71)
     assert "no classical pipeline has a finished run yet" in verdict("toy2", lb.reset_index()).sentence
+
+
+def test_peak_rss_is_reported_only_where_measured_first_in_a_fresh_process(tmp_path):
+    """A job's resident peak depends on what its process ran before, so the leaderboard shows the RSS of runs
+    measured first in a fresh process (jobs_before 0) only; the allocated peak is shown for every run."""
+    from bench.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _run(tracker, "toy", "cnn-small", "scratch", 0, 0.9, rss=108.0, jobs_before=0)
+    _run(tracker, "toy", "cnn-small", "scratch", 1, 0.9, rss=168.0, jobs_before=2)  # after two other jobs
+    _run(tracker, "toy", "lenet5", "scratch", 0, 0.8, rss=146.0, jobs_before=5)
+    _run(tracker, "toy", "mlp", "scratch", 0, 0.7, rss=50.0)  # from before the tag was recorded: unknown
+    lb = leaderboard(load_runs(tracker).used).set_index("pipeline")
+    assert lb.loc["cnn-small", "peak_rss_mb"] == pytest.approx(108.0)  # not the mean with the 168 MB run
+    assert np.isnan(lb.loc["lenet5", "peak_rss_mb"]) and np.isnan(lb.loc["mlp", "peak_rss_mb"])
+    assert (lb["peak_alloc_mb"] == 100.0).all()
 
 
 def test_pareto_front_edge_cases():

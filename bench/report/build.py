@@ -128,7 +128,9 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: 
             best[col] = int(vals.idxmax() if pick is max else vals.idxmin())
     return Table(f"leaderboard_{slug(section)}", disp, data, bold=lb["best_in_family"].tolist(), best=best,
                  caption=f"Leaderboard, {section}: sorted by test accuracy; bold (HTML, Markdown) = best of its "
-                         "family; bold (LaTeX) = best value of each column.")
+                         "family; bold (LaTeX) = best value of each column. Peak alloc MB: the job's own malloc'd peak, "
+                         "whatever ran before it; peak RSS MB: shown only for runs measured first in a fresh process "
+                         "(run --isolate), as resident memory depends on what earlier jobs left in the allocator.")
 
 
 def _ratio_text(r: float | None) -> str:

@@ -10,7 +10,7 @@ METRIC_COLUMNS = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "v
                   "predict_time_s", "inference_img_per_s", "latency_ms_per_img", "peak_rss_mb", "fit_peak_rss_mb",
                   "predict_peak_rss_mb", "peak_alloc_mb", "fit_peak_alloc_mb", "predict_peak_alloc_mb", "model_size_mb", "n_params", "epochs_run"]
 EXTRA_COLUMNS = ["n_train", "n_val", "n_test", "n_channels", "split_hash", "features_cached", "tuned", "budget_stopped",
-                 "concurrency", "hardware", "git_commit", "code_version", "run_id", "start_time"]
+                 "concurrency", "jobs_before", "hardware", "git_commit", "code_version", "run_id", "start_time"]
 
 
 def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -38,6 +38,8 @@ def tidy_frame(df: pd.DataFrame) -> pd.DataFrame:
     # so no report row, average or supersession ever mixes them with exclusive runs.
     conc = pd.to_numeric(col("tags.cvbench.concurrency"), errors="coerce").fillna(1).astype(int)
     out["concurrency"] = conc
+    # jobs the run's process had run before it (0: measured first in a fresh process; missing: not recorded)
+    out["jobs_before"] = pd.to_numeric(col("tags.cvbench.jobs_before"), errors="coerce")
     out["hardware"] = [h if h is None or c <= 1 else f"{h} | contended: {c} jobs at once"
                        for h, c in zip(col("tags.env.hardware"), conc)]
     out["git_commit"] = col("tags.env.git_commit")
