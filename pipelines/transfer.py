@@ -386,9 +386,61 @@ class TransferNet(nn.Module):
         return self.head(self.backbone(x))
 
 
+def split_at(backbone: nn.Module, unfreeze_from: str) -> tuple[nn.Module, nn.Module]:
+    """``(frozen prefix, trainable rest)`` of a timm EfficientNet-style backbone (``conv_stem``, ``bn1``,
+    ``blocks``, ``conv_head``, ``bn2``, ``global_pool``), cut before ``blocks.K``: ``rest(prefix(x))`` is
+    ``backbone(x)``. The same modules, not copies."""
+    parts = ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool")
+    k = unfreeze_from.removeprefix("blocks.")
+    if not all(hasattr(backbone, a) for a in parts) or not k.isdigit():
+        raise ValueError(f"cache_frozen needs unfreeze_from='blocks.K' on a timm EfficientNet-style backbone "
+                         f"(efficientnet_lite0); got unfreeze_from={unfreeze_from!r} on {type(backbone).__name__}")
+    k_ = int(k)
+    if not 0 < k_ < len(backbone.blocks):
+        raise ValueError(f"unfreeze_from={unfreeze_from!r}: this backbone has blocks.1 to blocks.{len(backbone.blocks) - 1}")
+    prefix = nn.Sequential(backbone.conv_stem, backbone.bn1, *backbone.blocks[:k_])
+    rest = nn.Sequential(*backbone.blocks[k_:], backbone.conv_head, backbone.bn2, backbone.global_pool)
+    return prefix, rest
+
+
+@torch.no_grad()  # not inference_mode: the stored tensors feed training afterwards
+def frozen_activations(prefix: nn.Module, xs: torch.Tensor, prep: Callable[[torch.Tensor], torch.Tensor],
+                       dev: torch.device, bf16: bool, mirrors: bool, batch_size: int = 256) -> torch.Tensor:
+    """``prefix``'s output (eval mode) for every ``uint8`` image of ``xs``: ``(N, V, C, H, W)`` with V = 2 views
+    (the image and its mirror) when ``mirrors``, else 1; stored in bf16 when ``bf16``, else fp32."""
+    prefix.eval()
+    out = None
+    for i in range(0, len(xs), batch_size):
+        x = prep(xs[i:i + batch_size].to(dev))
+        with autocast_bf16(dev, bf16):
+            views = [prefix(x)] + ([prefix(x.flip(3))] if mirrors else [])
+        a = torch.stack(views, 1)
+        if out is None:  # filled in place: no list of batches to concatenate (a second copy of the whole set)
+            out = torch.empty((len(xs), *a.shape[1:]), dtype=torch.bfloat16 if bf16 else torch.float32)
+        out[i:i + len(a)] = a.to(out.dtype).cpu()
+    return out if out is not None else torch.empty(0)
+
+
+class PickView:
+    """Batch of stored activations ``(B, V, C, H, W)`` → ``(B, C, H, W)`` float: one of the V views per image,
+    at random (seeded), so each epoch sees every image once, mirrored or not, as the flip augmentation does."""
+
+    def __init__(self, seed: int, dev: torch.device):
+        self.gen, self.dev = torch.Generator().manual_seed(seed), dev
+
+    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
+        v = torch.randint(0, xb.shape[1], (len(xb),), generator=self.gen)
+        return xb[torch.arange(len(xb)), v].to(self.dev).float().contiguous(memory_format=torch.channels_last)
+
+
 class FineTuneClassifier(TorchClassifier):
     """ImageNet backbone + new head: ``warmup_epochs`` of linear probing (backbone frozen), then ``epochs`` of
-    fine-tuning the backbone (all of it, or from ``unfreeze_from`` on) at ``lr × backbone_lr_mult``."""
+    fine-tuning the backbone (all of it, or from ``unfreeze_from`` on) at ``lr × backbone_lr_mult``.
+
+    ``cache_frozen`` (with ``unfreeze_from="blocks.K"``): the frozen blocks before K run once over the training
+    and validation images (and the mirror images, where flips are allowed), in eval mode, and both phases train
+    on their stored output, so an epoch costs only the trainable rest; image augmentation cannot apply to
+    stored activations, so it requires ``augment="none"`` (mirrors are still used)."""
 
     predict_batch_size = 128  # 224-px inputs
 
@@ -398,7 +450,8 @@ class FineTuneClassifier(TorchClassifier):
                  schedule: str = "onecycle", weight_decay: float = 0.05, label_smoothing: float = 0.1,
                  augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
                  time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "cuda-bf16",
-                 channels_last: bool = True, compile: bool = False, device: str = "auto", seed: int = 0):
+                 channels_last: bool = True, compile: bool = False, cache_frozen: bool = False,
+                 device: str = "auto", seed: int = 0):
         self.backbone = backbone
         self.resolution = resolution
         self.weights = weights
@@ -420,12 +473,17 @@ class FineTuneClassifier(TorchClassifier):
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile
+        self.cache_frozen = cache_frozen
         self.device = device
         self.seed = seed
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
             callback: Callable[[int, dict[str, float]], None] | None = None,
             allow_hflip: bool = False) -> FineTuneClassifier:
+        if self.cache_frozen and (self.unfreeze_from is None or self.augment != "none"):
+            raise ValueError("cache_frozen stores the frozen blocks' output once: it needs unfreeze_from='blocks.K' "
+                             f"(got {self.unfreeze_from!r}) and augment='none' (got {self.augment!r}; the mirror "
+                             "images are still used where flips are allowed)")
         _, dev, xs, ys, val = self._fit_data(X, y, X_val, y_val)
         self.bf16_ = resolve_bf16(self.precision, dev)
         cl = self.channels_last or dev.type == "cuda"
@@ -437,30 +495,50 @@ class FineTuneClassifier(TorchClassifier):
         t0 = time.perf_counter()
         with seeded(self.seed, dev):
             backbone, dim = load_backbone(self.backbone, self.weights)
+            prefix = None
+            if self.cache_frozen:  # train the rest on the frozen prefix's stored output (see the class docstring)
+                prefix, backbone = split_at(backbone, self.unfreeze_from)
+                prefix = prefix.to(dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
+                for p in prefix.parameters():
+                    p.requires_grad_(False)
+                t_cache = time.perf_counter()
+                act = functools.partial(frozen_activations, prefix, prep=self.prep_, dev=dev, bf16=self.bf16_)
+                xs = act(xs, mirrors=common["hflip"])
+                if val is not None:
+                    val = (act(val[0], mirrors=False), val[1])
+                self.cache_time_s_ = time.perf_counter() - t_cache
+                common.update(augment="none", hflip=False, val=val)
+                train_prep = PickView(self.seed, dev)
             model = TransferNet(backbone, dim, len(self.classes_), freeze_bn=self.freeze_bn).to(dev)
             if cl:
                 model = model.to(memory_format=torch.channels_last)
-            self.model_ = model
+            self.model_ = model if prefix is None else nn.Sequential(prefix, model)  # predicts from images
             history, best_epoch, probe, stopped = [], -1, None, False
             if self.warmup_epochs > 0:  # linear probe: only the new head learns
                 model.set_trainable(False)
-                res = train_loop(model, xs, ys, self.prep_, groups=[{"params": list(model.head.parameters())}],
-                                 epochs=self.warmup_epochs, lr=self.lr, time_budget_s=self.time_budget_s, **common)
+                res = train_loop(model, xs, ys, self.prep_ if prefix is None else train_prep,
+                                 groups=[{"params": list(model.head.parameters())}],
+                                 epochs=self.warmup_epochs, lr=self.lr, **common,
+                                 time_budget_s=None if self.time_budget_s is None else
+                                 max(0.0, self.time_budget_s - (time.perf_counter() - t0)))
                 history, best_epoch, stopped = res["history"], res["best_epoch"], res["stopped_by_budget"]
                 if val is not None:  # the probe's best weights, in case fine-tuning never beats them
                     probe = (res["best_val"], best_epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
             left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
             stopped = stopped or (self.epochs > 0 and left is not None and left <= 0)  # no time left to fine-tune
             if self.epochs > 0 and (left is None or left > 0):
-                model.set_trainable(True, self.unfreeze_from)
+                model.set_trainable(True, self.unfreeze_from if prefix is None else None)  # cached: the rest
                 groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult},
                           {"params": list(model.head.parameters())}]
-                res = train_loop(model, xs, ys, self.prep_, groups=groups, epochs=self.epochs, lr=self.lr,
+                res = train_loop(model, xs, ys, self.prep_ if prefix is None else train_prep, groups=groups,
+                                 epochs=self.epochs, lr=self.lr,
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
                 best_epoch, stopped = res["best_epoch"], res["stopped_by_budget"]
                 if probe is not None and res["best_val"] < probe[0]:  # best-on-validation across both phases
                     best_epoch = probe[1]
                     model.load_state_dict(probe[2])
-        self._finish_fit(model, history, best_epoch, stopped)
+        self._finish_fit(self.model_, history, best_epoch, stopped)
+        if prefix is not None:
+            self.fit_info_["cache_time_s"] = self.cache_time_s_
         return self

@@ -18,8 +18,10 @@ from pipelines.transfer import (
     ImagenetPrep,
     WeightsUnavailableError,
     backbone_normalisation,
+    frozen_activations,
     imagenet_model,
     load_backbone,
+    split_at,
     torchvision_weights_file,
 )
 
@@ -216,3 +218,39 @@ def test_finetune_keeps_the_probe_when_fine_tuning_only_hurts(digits_split):
     assert tuned_val < probe_val  # fine-tuning did hurt ...
     assert clf.fit_info_["best_epoch"] == 0  # ... so the probe's epoch is the best one, and its weights are kept
     assert float(np.mean(clf.predict(d.X_val) == d.y_val)) == pytest.approx(probe_val)
+
+
+def test_cached_frozen_prefix_fine_tunes_only_the_rest_from_stored_activations(digits_split):
+    """``cache_frozen``: the cut network computes what the backbone does; the stored activations hold each image
+    and its mirror; the frozen blocks keep their ImageNet weights while the rest is fine-tuned, and the fitted
+    model predicts from images."""
+    backbone, _ = load_backbone("efficientnet_lite0")
+    prefix, rest = split_at(backbone.eval(), "blocks.4")
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(rest(prefix(x)), backbone(x))
+        acts = frozen_activations(prefix, (x * 255).to(torch.uint8), lambda b: b.float() / 255, torch.device("cpu"),
+                                  bf16=False, mirrors=True)
+        assert acts.shape == (3, 2, *prefix(x).shape[1:])
+        torch.testing.assert_close(acts[:, 1], prefix((x * 255).to(torch.uint8).flip(3).float() / 255))
+
+    d = digits_split
+    kw = dict(resolution=32, warmup_epochs=1, epochs=2, batch_size=64, lr=3e-3, backbone_lr_mult=1.0,
+              schedule="cosine", augment="none", unfreeze_from="blocks.4")
+    clf = create("efficientnet_lite0-finetune", cache_frozen=True, **kw)
+    clf.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val, allow_hflip=True)
+    pretrained, _ = load_backbone("efficientnet_lite0")
+    frozen, tuned = clf.model_[0], clf.model_[1]
+    assert torch.equal(frozen[0].weight, pretrained.conv_stem.weight)  # the prefix: ImageNet's, untouched
+    assert torch.equal(frozen[-1][0].conv_pw.weight, pretrained.blocks[3][0].conv_pw.weight)
+    assert not torch.equal(tuned.backbone[0][0].conv_pw.weight, pretrained.blocks[4][0].conv_pw.weight)
+    assert clf.fit_info_["epochs_run"] == 3 and clf.fit_info_["cache_time_s"] > 0
+    acc = float(np.mean(clf.predict(d.X_test) == d.y_test))
+    assert acc >= 0.8, acc
+
+    with pytest.raises(ValueError, match="augment='none'"):
+        create("efficientnet_lite0-finetune", cache_frozen=True, unfreeze_from="blocks.4").fit(d.X_train, d.y_train)
+    with pytest.raises(ValueError, match="unfreeze_from='blocks.K'"):
+        create("efficientnet_lite0-finetune", cache_frozen=True, augment="none").fit(d.X_train, d.y_train)
+    with pytest.raises(ValueError, match="blocks.1 to blocks.6"):
+        split_at(load_backbone("efficientnet_lite0")[0], "blocks.9")
