@@ -407,7 +407,7 @@ def split_at(backbone: nn.Module, unfreeze_from: str) -> tuple[nn.Module, nn.Mod
 def frozen_activations(prefix: nn.Module, xs: torch.Tensor, prep: Callable[[torch.Tensor], torch.Tensor],
                        dev: torch.device, bf16: bool, mirrors: bool, batch_size: int = 256) -> torch.Tensor:
     """``prefix``'s output (eval mode) for every ``uint8`` image of ``xs``: ``(N, V, C, H, W)`` with V = 2 views
-    (the image and its mirror) when ``mirrors``, else 1; stored in bf16 when ``bf16``, else fp32."""
+    (the image and its mirror) when ``mirrors``, else 1; computed and stored in bf16 when ``bf16``, else fp32."""
     prefix.eval()
     out = None
     for i in range(0, len(xs), batch_size):
@@ -419,6 +419,18 @@ def frozen_activations(prefix: nn.Module, xs: torch.Tensor, prep: Callable[[torc
             out = torch.empty((len(xs), *a.shape[1:]), dtype=torch.bfloat16 if bf16 else torch.float32)
         out[i:i + len(a)] = a.to(out.dtype).cpu()
     return out if out is not None else torch.empty(0)
+
+
+class Autocast(nn.Module):
+    """``module`` run under bf16 autocast when ``enabled`` (a frozen, inference-only prefix), output in fp32."""
+
+    def __init__(self, module: nn.Module, enabled: bool):
+        super().__init__()
+        self.module, self.enabled = module, enabled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast_bf16(x.device, self.enabled):
+            return self.module(x).float()
 
 
 class PickView:
@@ -438,9 +450,10 @@ class FineTuneClassifier(TorchClassifier):
     fine-tuning the backbone (all of it, or from ``unfreeze_from`` on) at ``lr × backbone_lr_mult``.
 
     ``cache_frozen`` (with ``unfreeze_from="blocks.K"``): the frozen blocks before K run once over the training
-    and validation images (and the mirror images, where flips are allowed), in eval mode, and both phases train
-    on their stored output, so an epoch costs only the trainable rest; image augmentation cannot apply to
-    stored activations, so it requires ``augment="none"`` (mirrors are still used)."""
+    and validation images (and the mirror images, where flips are allowed), in eval mode and in bf16 where the
+    device has it natively (``precision`` then applies to the trainable rest), and both phases train on their
+    stored output, so an epoch costs only the trainable rest; image augmentation cannot apply to stored
+    activations, so it requires ``augment="none"`` (mirrors are still used)."""
 
     predict_batch_size = 128  # 224-px inputs
 
@@ -498,11 +511,14 @@ class FineTuneClassifier(TorchClassifier):
             prefix = None
             if self.cache_frozen:  # train the rest on the frozen prefix's stored output (see the class docstring)
                 prefix, backbone = split_at(backbone, self.unfreeze_from)
-                prefix = prefix.to(dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
                 for p in prefix.parameters():
                     p.requires_grad_(False)
+                # inference only: bf16 wherever it is native (2.4x faster here), whatever `precision` trains with
+                self.prefix_bf16_ = resolve_bf16("auto", dev)
+                prefix = Autocast(prefix, self.prefix_bf16_).to(
+                    dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
                 t_cache = time.perf_counter()
-                act = functools.partial(frozen_activations, prefix, prep=self.prep_, dev=dev, bf16=self.bf16_)
+                act = functools.partial(frozen_activations, prefix, prep=self.prep_, dev=dev, bf16=self.prefix_bf16_)
                 xs = act(xs, mirrors=common["hflip"])
                 if val is not None:
                     val = (act(val[0], mirrors=False), val[1])

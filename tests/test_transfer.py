@@ -240,7 +240,7 @@ def test_cached_frozen_prefix_fine_tunes_only_the_rest_from_stored_activations(d
     clf = create("efficientnet_lite0-finetune", cache_frozen=True, **kw)
     clf.fit(d.X_train, d.y_train, X_val=d.X_val, y_val=d.y_val, allow_hflip=True)
     pretrained, _ = load_backbone("efficientnet_lite0")
-    frozen, tuned = clf.model_[0], clf.model_[1]
+    frozen, tuned = clf.model_[0].module, clf.model_[1]
     assert torch.equal(frozen[0].weight, pretrained.conv_stem.weight)  # the prefix: ImageNet's, untouched
     assert torch.equal(frozen[-1][0].conv_pw.weight, pretrained.blocks[3][0].conv_pw.weight)
     assert not torch.equal(tuned.backbone[0][0].conv_pw.weight, pretrained.blocks[4][0].conv_pw.weight)
