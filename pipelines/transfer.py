@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipelines.augment import random_crop
 from pipelines.base import ImageFeatures
 from pipelines.classifiers import TunedFeatureClassifier
 from pipelines.training import (
@@ -435,14 +436,19 @@ class Autocast(nn.Module):
 
 class PickView:
     """Batch of stored activations ``(B, V, C, H, W)`` → ``(B, C, H, W)`` float: one of the V views per image,
-    at random (seeded), so each epoch sees every image once, mirrored or not, as the flip augmentation does."""
+    at random (seeded), so each epoch sees every image once, mirrored or not, as the flip augmentation does;
+    with ``translate`` each map then moves by up to that many cells (zero-filled), the feature-map counterpart
+    of a random-crop translation (a cell is the prefix's stride in input pixels)."""
 
-    def __init__(self, seed: int, dev: torch.device):
-        self.gen, self.dev = torch.Generator().manual_seed(seed), dev
+    def __init__(self, seed: int, dev: torch.device, translate: int = 0):
+        self.gen, self.dev, self.translate = torch.Generator().manual_seed(seed), dev, translate
 
     def __call__(self, xb: torch.Tensor) -> torch.Tensor:
         v = torch.randint(0, xb.shape[1], (len(xb),), generator=self.gen)
-        return xb[torch.arange(len(xb)), v].to(self.dev).float().contiguous(memory_format=torch.channels_last)
+        x = xb[torch.arange(len(xb)), v].to(self.dev).float()
+        if self.translate and torch.is_grad_enabled():  # training batches only, not the validation pass
+            x = random_crop(x, self.gen, self.translate)
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 class FineTuneClassifier(TorchClassifier):
@@ -453,7 +459,8 @@ class FineTuneClassifier(TorchClassifier):
     and validation images (and the mirror images, where flips are allowed), in eval mode and in bf16 where the
     device has it natively (``precision`` then applies to the trainable rest), and both phases train on their
     stored output, so an epoch costs only the trainable rest; image augmentation cannot apply to stored
-    activations, so it requires ``augment="none"`` (mirrors are still used)."""
+    activations, so it requires ``augment="none"`` (mirrors are still used); ``cache_translate`` moves each stored
+    map by up to that many cells instead (see :class:`PickView`)."""
 
     predict_batch_size = 128  # 224-px inputs
 
@@ -464,7 +471,7 @@ class FineTuneClassifier(TorchClassifier):
                  augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
                  time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "cuda-bf16",
                  channels_last: bool = True, compile: bool = False, cache_frozen: bool = False,
-                 device: str = "auto", seed: int = 0):
+                 cache_translate: int = 0, device: str = "auto", seed: int = 0):
         self.backbone = backbone
         self.resolution = resolution
         self.weights = weights
@@ -487,6 +494,7 @@ class FineTuneClassifier(TorchClassifier):
         self.channels_last = channels_last
         self.compile = compile
         self.cache_frozen = cache_frozen
+        self.cache_translate = cache_translate
         self.device = device
         self.seed = seed
 
@@ -524,7 +532,7 @@ class FineTuneClassifier(TorchClassifier):
                     val = (act(val[0], mirrors=False), val[1])
                 self.cache_time_s_ = time.perf_counter() - t_cache
                 common.update(augment="none", hflip=False, val=val)
-                train_prep = PickView(self.seed, dev)
+                train_prep = PickView(self.seed, dev, self.cache_translate)
             model = TransferNet(backbone, dim, len(self.classes_), freeze_bn=self.freeze_bn).to(dev)
             if cl:
                 model = model.to(memory_format=torch.channels_last)

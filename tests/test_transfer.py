@@ -16,6 +16,7 @@ from pipelines.transfer import (
     BACKBONES,
     BackboneFeatures,
     ImagenetPrep,
+    PickView,
     WeightsUnavailableError,
     backbone_normalisation,
     frozen_activations,
@@ -233,6 +234,13 @@ def test_cached_frozen_prefix_fine_tunes_only_the_rest_from_stored_activations(d
                                   bf16=False, mirrors=True)
         assert acts.shape == (3, 2, *prefix(x).shape[1:])
         torch.testing.assert_close(acts[:, 1], prefix((x * 255).to(torch.uint8).flip(3).float() / 255))
+
+        views = torch.arange(2 * 2 * 3 * 3, dtype=torch.float32).view(2, 2, 1, 3, 3) + 1
+        assert all(any(torch.equal(v, views[i, j]) for j in range(2))  # no grad (validation): a view, unmoved
+                   for i, v in enumerate(PickView(0, torch.device("cpu"), translate=1)(views)))
+    with torch.enable_grad():  # training batches: a view moved by at most one cell, zeros filling in
+        moved = torch.cat([PickView(s, torch.device("cpu"), translate=1)(views) for s in range(20)])
+    assert (moved == 0).any() and not (moved < 0).any() and moved.sum(dim=(1, 2, 3)).ge(1).all()
 
     d = digits_split
     kw = dict(resolution=32, warmup_epochs=1, epochs=2, batch_size=64, lr=3e-3, backbone_lr_mult=1.0,

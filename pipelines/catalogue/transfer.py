@@ -7,6 +7,7 @@ classical validation-split tuning (:class:`pipelines.classifiers.TunedFeatureCla
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from sklearn.base import clone
 
@@ -64,7 +65,8 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
                 label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
                 patience: int | None = None, time_budget_s: float | None = None, freeze_bn: bool = False,
                 precision: str = "cuda-bf16", channels_last: bool = True, compile: bool = False,
-                cache_frozen: bool = False, device: str = "auto", seed: int = 0) -> FineTuneClassifier:
+                cache_frozen: bool = False, cache_translate: Annotated[int, Interval(ge=0)] = 0,
+                device: str = "auto", seed: int = 0) -> FineTuneClassifier:
         # every argument by name: `locals()` would not hold the closure's `backbone` (it is not used in the
         # body), and each fine-tune pipeline silently trained efficientnet_lite0
         return FineTuneClassifier(
@@ -73,7 +75,7 @@ def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
             unfreeze_from=unfreeze_from, schedule=schedule, weight_decay=weight_decay,
             label_smoothing=label_smoothing, augment=augment, hflip=hflip, patience=patience,
             time_budget_s=time_budget_s, freeze_bn=freeze_bn, precision=precision, channels_last=channels_last,
-            compile=compile, cache_frozen=cache_frozen, device=device, seed=seed)
+            compile=compile, cache_frozen=cache_frozen, cache_translate=cache_translate, device=device, seed=seed)
 
     factory.__doc__ = (f"ImageNet {backbone} + new head: linear-probe warm-up, then fine-tuning with a lower "
                        "backbone learning rate.")
