@@ -514,25 +514,27 @@ class FineTuneClassifier(TorchClassifier):
                       hflip=bool(allow_hflip if self.hflip is None else self.hflip), seed=self.seed, val=val,
                       compile=self.compile, callback=callback)
         t0 = time.perf_counter()
+
+        def left_s() -> float | None:  # what remains of time_budget_s (None: no budget)
+            return None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
+
         with seeded(self.seed, dev):
             backbone, dim = load_backbone(self.backbone, self.weights)
-            prefix = None
+            prefix, prep, unfreeze_from, cache_time = None, self.prep_, self.unfreeze_from, None
             if self.cache_frozen:  # train the rest on the frozen prefix's stored output (see the class docstring)
                 prefix, backbone = split_at(backbone, self.unfreeze_from)
-                for p in prefix.parameters():
-                    p.requires_grad_(False)
+                prefix.requires_grad_(False).to(dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
                 # inference only: bf16 wherever it is native (2.4x faster here), whatever `precision` trains with
-                self.prefix_bf16_ = resolve_bf16("auto", dev)
-                prefix = Autocast(prefix, self.prefix_bf16_).to(
-                    dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
+                prefix_bf16 = resolve_bf16("auto", dev)
+                act = functools.partial(frozen_activations, prefix, prep=self.prep_, dev=dev, bf16=prefix_bf16)
                 t_cache = time.perf_counter()
-                act = functools.partial(frozen_activations, prefix, prep=self.prep_, dev=dev, bf16=self.prefix_bf16_)
                 xs = act(xs, mirrors=common["hflip"])
                 if val is not None:
                     val = (act(val[0], mirrors=False), val[1])
-                self.cache_time_s_ = time.perf_counter() - t_cache
+                cache_time = time.perf_counter() - t_cache
                 common.update(augment="none", hflip=False, val=val)
-                train_prep = PickView(self.seed, dev, self.cache_translate)
+                prep, unfreeze_from = PickView(self.seed, dev, self.cache_translate), None  # all of the rest trains
+                prefix = Autocast(prefix, prefix_bf16)  # the same precision when predicting from images
             model = TransferNet(backbone, dim, len(self.classes_), freeze_bn=self.freeze_bn).to(dev)
             if cl:
                 model = model.to(memory_format=torch.channels_last)
@@ -540,22 +542,18 @@ class FineTuneClassifier(TorchClassifier):
             history, best_epoch, probe, stopped = [], -1, None, False
             if self.warmup_epochs > 0:  # linear probe: only the new head learns
                 model.set_trainable(False)
-                res = train_loop(model, xs, ys, self.prep_ if prefix is None else train_prep,
-                                 groups=[{"params": list(model.head.parameters())}],
-                                 epochs=self.warmup_epochs, lr=self.lr, **common,
-                                 time_budget_s=None if self.time_budget_s is None else
-                                 max(0.0, self.time_budget_s - (time.perf_counter() - t0)))
+                res = train_loop(model, xs, ys, prep, groups=[{"params": list(model.head.parameters())}],
+                                 epochs=self.warmup_epochs, lr=self.lr, time_budget_s=left_s(), **common)
                 history, best_epoch, stopped = res["history"], res["best_epoch"], res["stopped_by_budget"]
                 if val is not None:  # the probe's best weights, in case fine-tuning never beats them
                     probe = (res["best_val"], best_epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            left = None if self.time_budget_s is None else max(0.0, self.time_budget_s - (time.perf_counter() - t0))
+            left = left_s()
             stopped = stopped or (self.epochs > 0 and left is not None and left <= 0)  # no time left to fine-tune
             if self.epochs > 0 and (left is None or left > 0):
-                model.set_trainable(True, self.unfreeze_from if prefix is None else None)  # cached: the rest
+                model.set_trainable(True, unfreeze_from)
                 groups = [{"params": list(model.backbone.parameters()), "lr_mult": self.backbone_lr_mult},
                           {"params": list(model.head.parameters())}]
-                res = train_loop(model, xs, ys, self.prep_ if prefix is None else train_prep, groups=groups,
-                                 epochs=self.epochs, lr=self.lr,
+                res = train_loop(model, xs, ys, prep, groups=groups, epochs=self.epochs, lr=self.lr,
                                  patience=self.patience, time_budget_s=left, epoch_offset=len(history), **common)
                 history += res["history"]
                 best_epoch, stopped = res["best_epoch"], res["stopped_by_budget"]
@@ -563,6 +561,6 @@ class FineTuneClassifier(TorchClassifier):
                     best_epoch = probe[1]
                     model.load_state_dict(probe[2])
         self._finish_fit(self.model_, history, best_epoch, stopped)
-        if prefix is not None:
-            self.fit_info_["cache_time_s"] = self.cache_time_s_
+        if cache_time is not None:
+            self.fit_info_["cache_time_s"] = cache_time
         return self

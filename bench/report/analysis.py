@@ -25,8 +25,9 @@ from bench.tracking import Tracker
 
 FAMILIES = ("classical", "scratch", "transfer")
 DEEP = ("scratch", "transfer")
+# averaged over a row's seeds; peak_rss_mb is not: only fresh-process runs count (fresh_process_rss)
 COST_COLUMNS = ["feature_time_s", "fit_time_s", "inference_img_per_s", "latency_ms_per_img", "model_size_mb",
-                "peak_alloc_mb", "peak_rss_mb"]
+                "peak_alloc_mb"]
 _STATUS_REASON = {"RUNNING": "unfinished (running, or its process died)", "SCHEDULED": "unfinished (scheduled)",
                   "KILLED": "unfinished (interrupted)", "FAILED": "failed"}
 
