@@ -149,6 +149,21 @@ def test_cost_columns_do_not_depend_on_job_order(slow_pipelines, tracker, tmp_pa
         assert second.metrics["predict_feature_time_s"] == first.metrics["predict_feature_time_s"]
 
 
+def test_suite_order_flags_only_shifts_beyond_the_spread_between_processes():
+    """The benchmark behind the order clause: a cell counts as order-dependent only when the two orders' samples
+    do not overlap and their medians differ by more than 10%; process-to-process scatter is not flagged."""
+    from bench.benchmarks.suite_order import order_effects
+
+    def runs(col: str, values: list[float]) -> list[dict]:
+        return [{"p": {col: v, "test_accuracy": 0.9}} for v in values]
+
+    scatter = order_effects(runs("predict_time_s", [4.0, 5.9, 4.2]), runs("predict_time_s", [5.8, 4.1, 6.0]))
+    close = order_effects(runs("fit_time_s", [1.00, 1.01, 1.02]), runs("fit_time_s", [1.05, 1.06, 1.07]))
+    shifted = order_effects(runs("peak_rss_mb", [94, 95, 96]), runs("peak_rss_mb", [129, 130, 131]))
+    assert scatter == [] and close == []  # overlapping ranges; disjoint but within 10%
+    assert shifted == [("p", "peak_rss_mb")]
+
+
 def test_cache_hits_are_charged_the_peak_memory_their_computation_recorded(slow_pipelines, tracker, tmp_path,
                                                                             monkeypatch):
     """A job that reads its features from the cache reports at least the peak their extraction recorded, as if it
