@@ -1,6 +1,7 @@
 """Does a suite's table depend on its job order? The suite in its own order and reversed, side by side.
 
-    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k] [--isolate] [--repeat 3]
+    python -m bench.benchmarks.suite_order [--suite quick] [--dataset mnist5k] [--isolate] [--repeat 5]
+        [--raw runs.json]
 
 Each order runs in its own fresh process with its own results directory and feature cache (seed 0, default
 split). Printed per pipeline: each cost column as "own order / reversed". The measurement contract asks for the
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--isolate", action="store_true", help="each job in a fresh process of its own (run --isolate)")
     ap.add_argument("--repeat", type=int, default=1, help="fresh processes per order (medians compared)")
+    ap.add_argument("--raw", help="also write every process's figures to this JSON file ({order: [per process]})")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -67,6 +69,9 @@ def main() -> None:
         return {p: {c: (float(np.median(v)) if (v := [r[p][c] for r in rs if r[p].get(c) is not None]) else None)
                     for c in COLUMNS} for p in rs[0]}
 
+    if a.raw:
+        with open(a.raw, "w") as f:
+            json.dump({"own": runs[False], "reversed": runs[True]}, f, indent=1)
     fwd, rev = median(runs[False]), median(runs[True])
     beyond = order_effects(runs[False], runs[True])
     print(f"suite {a.suite} on {a.dataset}: own order / reversed, each in a fresh process"
