@@ -66,8 +66,8 @@ def main() -> None:
             runs[reverse].append(_order(a.suite, a.dataset, reverse, a.isolate))
 
     def median(rs: list[dict]) -> dict:
-        return {p: {c: (float(np.median(v)) if (v := [r[p][c] for r in rs if r[p].get(c) is not None]) else None)
-                    for c in COLUMNS} for p in rs[0]}
+        return {p: {c: (float(np.median(v)) if (v := _samples(rs, p, c)) else None) for c in COLUMNS}
+                for p in rs[0]}
 
     if a.raw:
         with open(a.raw, "w") as f:
@@ -88,14 +88,18 @@ def main() -> None:
               + (", ".join(f"{p} {c}" for p, c in beyond) if beyond else "none"))
 
 
+def _samples(runs: list[dict], pipeline: str, column: str) -> list[float]:
+    """One cell's figure in each process that recorded it."""
+    return [r[pipeline][column] for r in runs if r[pipeline].get(column) is not None]
+
+
 def order_effects(fwd: list[dict], rev: list[dict], tol: float = 0.10) -> list[tuple[str, str]]:
     """(pipeline, column) cells where the two orders' ranges are disjoint and their medians differ by more than
     ``tol``: a shift that the spread between fresh processes of the same order does not explain."""
     out = []
     for p in fwd[0]:
         for c in COLUMNS:
-            a = [r[p][c] for r in fwd if r[p].get(c) is not None]
-            b = [r[p][c] for r in rev if r[p].get(c) is not None]
+            a, b = _samples(fwd, p, c), _samples(rev, p, c)
             if not a or not b:
                 continue
             ma, mb = float(np.median(a)), float(np.median(b))
