@@ -111,8 +111,8 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: 
         "test acc % (mean ± std, n seeds)": lb.apply(acc, axis=1),
         "macro-F1 %": [f"{100 * v:.2f}" if np.isfinite(v) else "—" for v in lb["macro_f1"]],
         "feature time s": lb["feature_time_s"].map(num), "fit time s": lb["fit_time_s"].map(num),
-        "inference img/s": [("≈" if short else "") + num(v) for v, short in
-                            zip(lb["inference_img_per_s"], _short_prediction(lb))],
+        "inference img/s": [("≈" if short else "") + num(v) for v, short in  # NaN (older runs): unmarked
+                            zip(lb["inference_img_per_s"], lb["predict_time_s"] < SHORT_PREDICTION_S)],
         "latency ms/img": lb["latency_ms_per_img"].map(num),
         "model MB": lb["model_size_mb"].map(num), "peak alloc MB": lb["peak_alloc_mb"].map(num),
         "peak RSS MB": lb["peak_rss_mb"].map(num),
@@ -136,11 +136,6 @@ def leaderboard_table(section: str, lb: pd.DataFrame, multi_hw: bool, hw_names: 
                          "(run --isolate), as resident memory depends on what earlier jobs left in the allocator. "
                          f"≈: throughput from a test-split prediction under {SHORT_PREDICTION_S * 1000:.0f} ms, timed "
                          "to about ±50% (docs/measurements.md#execute).")
-
-
-def _short_prediction(lb: pd.DataFrame) -> list[bool]:
-    t = pd.to_numeric(lb.get("predict_time_s", pd.Series(np.nan, index=lb.index)), errors="coerce")
-    return (t < SHORT_PREDICTION_S).tolist()
 
 
 def _ratio_text(r: float | None) -> str:
