@@ -18,6 +18,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _catalogue_loaded():
+    """Import the whole catalogue once, before any test: a test that swaps in a copy of the registry to register
+    into (``monkeypatch.setattr(registry, "_REGISTRY", dict(...))``) must copy it full, or the catalogue imported
+    meanwhile registers into the copy alone and is missing from the real registry afterwards (a later test then
+    fails with "unknown pipeline 'pixels-knn'" depending on which tests ran first)."""
+    from pipelines import registry
+
+    registry.list_pipelines()
+
+
 @pytest.fixture(autouse=True)
 def isolated_results(tmp_path, monkeypatch):
     """Point results, the tracking store and the caches at a fresh temporary directory."""
