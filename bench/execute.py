@@ -4,7 +4,6 @@ what the measurement contract defines (accuracy, costs, memory); :func:`execute`
 
 from __future__ import annotations
 
-import gc
 import inspect
 import json
 import math
@@ -22,6 +21,7 @@ from bench.datasets.stream import chunk_estimator, prepare_auto
 from bench.jobs import Job, JobResult
 from bench.measure import PeakRSS, Timer, environment_tags, latency_ms, model_size_mb, release_memory
 from bench.tracking import Tracker, results_dir
+from cvbench_util.timing import passes_again
 from pipelines import cache as feature_cache
 from pipelines.cache import set_cache_dir
 from pipelines.registry import get_spec
@@ -129,19 +129,10 @@ def measure(est: Any, data: SplitData, pipeline: str, params: dict[str, Any],
     # a prediction under a second is timed again, as timeit does: the garbage collector paused, at least 4 more
     # passes and 0.2 s of them (a 5-ms prediction: 40), best of all; one pass at that scale is mostly noise
     # (why: see docs/measurements.md#execute)
-    passes, spent, gc_on = 0, 0.0, gc.isenabled()
-    gc.disable()
-    try:
-        while t_pred.seconds < 1.0 and passes < 200 and (passes < 4 or spent < 0.2):
-            with Timer() as t_again:
-                est.predict(data.X_test)
-            passes, spent = passes + 1, spent + t_again.seconds
-            again = _cost_metrics(est, info, t_fit.seconds, t_again.seconds, len(y_pred))
-            if again["predict_time_s"] < costs["predict_time_s"]:
-                costs.update({k: v for k, v in again.items() if k.startswith(("predict", "inference"))})
-    finally:
-        if gc_on:
-            gc.enable()
+    for dt in passes_again(lambda: est.predict(data.X_test), t_pred.seconds):
+        again = _cost_metrics(est, info, t_fit.seconds, dt, len(y_pred))
+        if again["predict_time_s"] < costs["predict_time_s"]:
+            costs.update({k: v for k, v in again.items() if k.startswith(("predict", "inference"))})
     fit_peak = max(mem_fit.peak_mb + charged_fit.residue_mb, charged_fit.peak_mb)
     pred_peak = max(mem_pred.peak_mb + charged_pred.residue_mb, charged_pred.peak_mb)
     # the same footprint in malloc-allocated bytes: the allocator's retention left out, so order-independent

@@ -50,7 +50,8 @@ class ImageFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         X = check_images(X)
         params = {k: v for k, v in self.get_params().items() if k not in self.cache_exclude}
-        res = cached_array(type(self).__name__, params, X, lambda: self._extract(X), self.version)
+        res = cached_array(type(self).__name__, params, X, lambda: self._extract(X), self.version,
+                           pure=True)
         self.last_time_s_, self.last_cached_ = res.compute_time_s, res.cached
         return res.value
 
