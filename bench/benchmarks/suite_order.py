@@ -25,6 +25,7 @@ from bench.benchmarks import run_fresh
 
 COLUMNS = ["test_accuracy", "fit_time_s", "feature_time_s", "predict_time_s", "inference_img_per_s",
            "peak_alloc_mb", "peak_rss_mb"]
+PARTS = ["train_time_s", "predict_feature_time_s", "predict_classifier_time_s"]  # in --raw only
 
 
 def _child(suite: str, dataset: str, reverse: bool, isolate: bool) -> None:
@@ -40,7 +41,7 @@ def _child(suite: str, dataset: str, reverse: bool, isolate: bool) -> None:
         items = items[::-1]
     res = run_grid([Job(dataset, p, 0, kw, SplitOptions()) for p, kw in items], log=lambda m: None,
                    executor=LocalExecutor(1, isolate=isolate))
-    print(json.dumps({r.job.pipeline: {k: r.metrics.get(k) for k in COLUMNS} for r in res}))
+    print(json.dumps({r.job.pipeline: {k: r.metrics.get(k) for k in COLUMNS + PARTS} for r in res}))
 
 
 def _order(suite: str, dataset: str, reverse: bool, isolate: bool) -> dict:
@@ -54,7 +55,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--isolate", action="store_true", help="each job in a fresh process of its own (run --isolate)")
     ap.add_argument("--repeat", type=int, default=1, help="fresh processes per order (medians compared)")
-    ap.add_argument("--raw", help="also write every process's figures to this JSON file ({order: [per process]})")
+    ap.add_argument("--raw", help="also write every process's figures, with the time columns' parts, to this JSON "
+                    "file ({order: [per process]})")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
