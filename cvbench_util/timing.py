@@ -17,7 +17,8 @@ def passes_again(fn: Callable[[], Any], first_s: float, *, short_s: float = SHOR
     """Run ``fn`` again when its first pass took under ``short_s``: with the garbage collector paused, at least
     ``min_passes`` more passes and ``min_total_s`` seconds of them (at most ``max_passes``); yield each pass's
     wall seconds (the caller reads what else the pass left, then keeps the best). Nothing when ``first_s`` is
-    ``short_s`` or more (``clock``: for tests). Written here rather than with :mod:`timeit`, which cannot hand back per-pass state."""
+    ``short_s`` or more (``clock``: for tests). Written here rather than with :mod:`timeit`, which cannot hand
+    back per-pass state."""
     passes, spent, gc_on = 0, 0.0, gc.isenabled()
     gc.disable()
     try:
