@@ -31,4 +31,3 @@ def passes_again(fn: Callable[[], Any], first_s: float, *, short_s: float = SHOR
     finally:
         if gc_on:
             gc.enable()
-
