@@ -55,15 +55,40 @@ def model_size_mb(est: Any) -> float:
         return float("nan")
 
 
+CPUINFO = "/proc/cpuinfo"
+
+
 def _cpu_model() -> str:
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(CPUINFO) as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# Instruction-set extensions that change how fast the same code runs (bf16 autocast is native only with
+# avx512_bf16 / amx_bf16 on x86, bf16 on ARM). The model name alone does not tell machines apart: two machines
+# here both read "Intel(R) Xeon(R) Processor", one with AVX512-BF16 only, one with AMX as well, and the deep-cpu
+# suite's networks trained 1.2-1.8x apart on them.
+CPU_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve", "bf16")
+
+
+def _cpu_isa() -> str:
+    """The extensions of :data:`CPU_ISA_FLAGS` this CPU has, from the first ``flags`` (x86) or ``Features``
+    (ARM) line of :data:`CPUINFO`, in that order; ``""`` when it cannot be read."""
+    try:
+        with open(CPUINFO) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    have = set(value.split())
+                    return " ".join(flag for flag in CPU_ISA_FLAGS if flag in have)
+    except OSError:
+        pass
+    return ""
 
 
 def _git_commit() -> str:
@@ -99,7 +124,9 @@ def environment_tags() -> dict[str, str]:
                 tags[f"env.pkg.{pkg}"] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
                 pass
-        tags["env.hardware"] = f"{tags['env.cpu']} ×{tags['env.cores']} | gpu: {tags['env.gpu']}"
+        tags["env.cpu_isa"] = _cpu_isa()
+        isa = f" [{tags['env.cpu_isa']}]" if tags["env.cpu_isa"] else ""
+        tags["env.hardware"] = f"{tags['env.cpu']}{isa} ×{tags['env.cores']} | gpu: {tags['env.gpu']}"
         hp = numpy_hugepages()
         tags["env.numpy_hugepages"] = "unknown" if hp is None else "on" if hp else "off"
         if threads := os.environ.get("CVBENCH_THREADS"):  # --threads: timings comparable only at equal counts

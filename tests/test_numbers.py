@@ -354,6 +354,30 @@ def test_concurrency_is_recorded_and_separates_hardware(tracker):
     assert used["hardware"].nunique() == 2 and used["hardware"].str.contains("contended: 2 jobs").sum() == 1
 
 
+def test_machines_with_one_model_name_but_other_instruction_sets_are_other_hardware(tmp_path, monkeypatch):
+    from bench import measure
+
+    head = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+    files = {"amx": head + "flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n",
+             "bf16": head + "flags\t\t: fpu sse avx2 avx512f avx512_bf16\n",
+             "arm": "processor\t: 0\nFeatures\t: fp asimd sve bf16\n"}
+    seen = {}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        monkeypatch.setattr(measure, "CPUINFO", str(tmp_path / name))
+        monkeypatch.setattr(measure, "_ENV", None)  # computed once per process: recompute for each machine
+        seen[name] = measure.environment_tags()
+    assert seen["amx"]["env.cpu_isa"] == "avx2 avx512f avx512_bf16 amx_bf16"
+    assert seen["bf16"]["env.cpu_isa"] == "avx2 avx512f avx512_bf16"
+    assert seen["arm"]["env.cpu_isa"] == "asimd sve bf16"
+    assert seen["amx"]["env.cpu"] == seen["bf16"]["env.cpu"] == "Intel(R) Xeon(R) Processor"
+    # one model name, two machines: the report keeps their runs in separate rows and never averages their timings
+    assert seen["amx"]["env.hardware"] != seen["bf16"]["env.hardware"]
+    assert "[avx2 avx512f avx512_bf16 amx_bf16]" in seen["amx"]["env.hardware"]
+    monkeypatch.setattr(measure, "CPUINFO", str(tmp_path / "absent"))
+    assert measure._cpu_isa() == ""
+
+
 # -- 7. a changed dataset is a new job --------------------------------------------------------------------------
 def _folder(root, n=6, shift=0):
     from PIL import Image
