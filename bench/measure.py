@@ -58,15 +58,22 @@ def model_size_mb(est: Any) -> float:
 CPUINFO = "/proc/cpuinfo"
 
 
-def _cpu_model() -> str:
+def _cpuinfo_value(*keys: str) -> str | None:
+    """The value of the first line of :data:`CPUINFO` whose key is one of ``keys``; None when absent or unreadable."""
     try:
         with open(CPUINFO) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if key.strip() in keys:
+                    return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    model = _cpuinfo_value("model name")
+    return model if model is not None else platform.processor() or platform.machine()
 
 
 # Instruction-set extensions that change how fast the same code runs (bf16 autocast is native only with
@@ -79,16 +86,8 @@ CPU_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve", "
 def _cpu_isa() -> str:
     """The extensions of :data:`CPU_ISA_FLAGS` this CPU has, from the first ``flags`` (x86) or ``Features``
     (ARM) line of :data:`CPUINFO`, in that order; ``""`` when it cannot be read."""
-    try:
-        with open(CPUINFO) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    have = set(value.split())
-                    return " ".join(flag for flag in CPU_ISA_FLAGS if flag in have)
-    except OSError:
-        pass
-    return ""
+    have = set((_cpuinfo_value("flags", "Features") or "").split())
+    return " ".join(flag for flag in CPU_ISA_FLAGS if flag in have)
 
 
 def _git_commit() -> str:
