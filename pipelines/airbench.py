@@ -40,7 +40,8 @@ class AirbenchClassifier(TorchClassifier):
     """Scratch ``airbench-cnn`` trained by the airbench94 recipe; ``epochs`` may be fractional (9.9 is the
     published CIFAR-10 setting). ``precision``: ``bf16`` autocast or ``fp32``; ``auto`` is bf16 on CUDA and
     on CPUs with native bf16 (AVX512-BF16 / AMX), fp32 elsewhere. ``tta``: 0 none, 1 flips (where allowed),
-    2 flips and ±1-px translations."""
+    2 flips and ±1-px translations. ``bn_eps``: BatchNorm's epsilon, 1e-3 so that bf16 trains like fp32
+    (airbench94's 1e-12 does not in bf16; see :mod:`pipelines.nets.airbench`)."""
 
     predict_batch_size = 1000
 
@@ -49,7 +50,8 @@ class AirbenchClassifier(TorchClassifier):
                  weight_decay: float = 0.0153, bias_scaler: float = 64.0, label_smoothing: float = 0.2,
                  whiten_bias_epochs: int = 3, translate: int = 2, hflip: bool | None = None,
                  tta: Annotated[int, Interval(ge=0, le=2)] = 2, lookahead: bool = True, precision: str = "auto",
-                 channels_last: bool = True, compile: bool = False, device: str = "auto", seed: int = 0):
+                 channels_last: bool = True, compile: bool = False, device: str = "auto",
+                 bn_eps: Annotated[float, Interval(gt=0)] = 1e-3, seed: int = 0):
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -67,6 +69,7 @@ class AirbenchClassifier(TorchClassifier):
         self.channels_last = channels_last
         self.compile = compile
         self.device = device
+        self.bn_eps = bn_eps
         self.seed = seed
 
     def __getstate__(self) -> dict[str, Any]:  # a compiled forward does not pickle: rebuilt on load
@@ -120,7 +123,7 @@ class AirbenchClassifier(TorchClassifier):
         with seeded(self.seed, dev):
             gen = torch.Generator().manual_seed(self.seed)
             model = build_net("airbench-cnn", in_channels=c, n_classes=len(self.classes_), size=(h, w),
-                              width=self.width).to(dev)
+                              width=self.width, bn_eps=self.bn_eps).to(dev)
             whiten = model[0]
             init_whitening(whiten, self.prep_(xs[torch.randperm(n, generator=gen)[:5000].to(xs.device)].to(dev)))
             if self.channels_last:

@@ -5,6 +5,11 @@ each eigenvector), GELU, then three blocks conv3×3 → max-pool → BN → GELU
 64/256/256 at ``width=64``), a global max-pool and a bias-free linear head scaled by 1/9. BatchNorm keeps its
 scale fixed at 1 (only the shift is learnt), convs start as partial identities (Dirac). Works for 1 or 3
 channels and any input from about 20 px up (the last pool is global).
+
+BatchNorm's ``eps`` is 1e-3 (Keras's default), not airbench94's 1e-12: under bf16 autocast a channel's values
+carry a rounding error of about 0.4% of their magnitude, and a channel whose spread is below that (MNIST's blank
+backgrounds reach the last block at 3×3 px) was normalised to amplified rounding noise, its gradient ~10⁶× too:
+training in bf16 then sat at chance or swung between 10% and 97% validation accuracy from one epoch to the next.
 """
 
 from __future__ import annotations
@@ -30,14 +35,14 @@ class Conv(nn.Conv2d):
 class Norm(nn.BatchNorm2d):
     """BatchNorm with a fixed unit scale (only the bias trains); fast running statistics."""
 
-    def __init__(self, n: int, momentum: float = 0.6, eps: float = 1e-12):
+    def __init__(self, n: int, momentum: float = 0.6, eps: float = 1e-3):
         super().__init__(n, eps=eps, momentum=1 - momentum)
         self.weight.requires_grad = False
 
 
-def conv_group(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(Conv(cin, cout), nn.MaxPool2d(2), Norm(cout), nn.GELU(),
-                         Conv(cout, cout), Norm(cout), nn.GELU())
+def conv_group(cin: int, cout: int, eps: float = 1e-3) -> nn.Sequential:
+    return nn.Sequential(Conv(cin, cout), nn.MaxPool2d(2), Norm(cout, eps=eps), nn.GELU(),
+                         Conv(cout, cout), Norm(cout, eps=eps), nn.GELU())
 
 
 class Scale(nn.Module):
@@ -50,8 +55,9 @@ class Scale(nn.Module):
 
 
 @register_net("airbench-cnn")
-def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width: int = 64) -> nn.Module:
-    """``width`` 64 gives airbench94's 64/256/256 (1.97M parameters on CIFAR-10)."""
+def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width: int = 64,
+                 bn_eps: float = 1e-3) -> nn.Module:
+    """``width`` 64 gives airbench94's 64/256/256 (1.97M parameters on CIFAR-10); ``bn_eps``: see above."""
     if min(size) < 9:  # 2×2 whitening (−1 px) then three 2× max-pools need at least 8 px left
         raise ValueError(f"airbench-cnn needs images of at least 9×9 px, got {size[0]}×{size[1]}: "
                          "upscale them with --image-size")
@@ -61,8 +67,8 @@ def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width:
     nn.init.zeros_(whiten.bias)
     return nn.Sequential(
         whiten, nn.GELU(),
-        conv_group(whiten.out_channels, widths[0]), conv_group(widths[0], widths[1]),
-        conv_group(widths[1], widths[2]),
+        conv_group(whiten.out_channels, widths[0], bn_eps), conv_group(widths[0], widths[1], bn_eps),
+        conv_group(widths[1], widths[2], bn_eps),
         nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(widths[2], n_classes, bias=False), Scale(1 / 9),
     )
 
