@@ -19,6 +19,8 @@ from torch import nn
 
 from pipelines.nets import register_net
 
+BN_EPS = 1e-3  # see the module docstring
+
 
 class Conv(nn.Conv2d):
     """3×3 'same' conv without bias whose first ``in_channels`` filters start as the identity."""
@@ -35,12 +37,12 @@ class Conv(nn.Conv2d):
 class Norm(nn.BatchNorm2d):
     """BatchNorm with a fixed unit scale (only the bias trains); fast running statistics."""
 
-    def __init__(self, n: int, momentum: float = 0.6, eps: float = 1e-3):
+    def __init__(self, n: int, momentum: float = 0.6, eps: float = BN_EPS):
         super().__init__(n, eps=eps, momentum=1 - momentum)
         self.weight.requires_grad = False
 
 
-def conv_group(cin: int, cout: int, eps: float = 1e-3) -> nn.Sequential:
+def conv_group(cin: int, cout: int, eps: float = BN_EPS) -> nn.Sequential:
     return nn.Sequential(Conv(cin, cout), nn.MaxPool2d(2), Norm(cout, eps=eps), nn.GELU(),
                          Conv(cout, cout), Norm(cout, eps=eps), nn.GELU())
 
@@ -56,7 +58,7 @@ class Scale(nn.Module):
 
 @register_net("airbench-cnn")
 def airbench_cnn(in_channels: int, n_classes: int, size: tuple[int, int], width: int = 64,
-                 bn_eps: float = 1e-3) -> nn.Module:
+                 bn_eps: float = BN_EPS) -> nn.Module:
     """``width`` 64 gives airbench94's 64/256/256 (1.97M parameters on CIFAR-10); ``bn_eps``: see above."""
     if min(size) < 9:  # 2×2 whitening (−1 px) then three 2× max-pools need at least 8 px left
         raise ValueError(f"airbench-cnn needs images of at least 9×9 px, got {size[0]}×{size[1]}: "
