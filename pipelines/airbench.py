@@ -23,7 +23,7 @@ from cvbench_util.progress import progress
 from pipelines.augment import random_crop
 from pipelines.base import check_images
 from pipelines.nets import build_net
-from pipelines.nets.airbench import Norm, init_whitening
+from pipelines.nets.airbench import BN_EPS, Norm, init_whitening
 from pipelines.params import Interval
 from pipelines.training import (
     TorchClassifier,
@@ -51,7 +51,7 @@ class AirbenchClassifier(TorchClassifier):
                  whiten_bias_epochs: int = 3, translate: int = 2, hflip: bool | None = None,
                  tta: Annotated[int, Interval(ge=0, le=2)] = 2, lookahead: bool = True, precision: str = "auto",
                  channels_last: bool = True, compile: bool = False, device: str = "auto",
-                 bn_eps: Annotated[float, Interval(gt=0)] = 1e-3, seed: int = 0):
+                 bn_eps: Annotated[float, Interval(gt=0)] = BN_EPS, seed: int = 0):
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size

@@ -11,6 +11,7 @@ import typing
 from typing import Annotated, Any
 
 from pipelines.airbench import AirbenchClassifier
+from pipelines.nets.airbench import BN_EPS
 from pipelines.params import Interval
 from pipelines.registry import register
 from pipelines.training import NetClassifier
@@ -67,7 +68,7 @@ def airbench_cnn(width: int = 64, epochs: Annotated[float, Interval(gt=0)] = 9.9
                  whiten_bias_epochs: int = 3, translate: int = 2, hflip: bool | None = None,
                  tta: Annotated[int, Interval(ge=0, le=2)] = 2, lookahead: bool = True, precision: str = "auto",
                  channels_last: bool = True, compile: bool = False, device: str = "auto",
-                 bn_eps: Annotated[float, Interval(gt=0)] = 1e-3, seed: int = 0) -> AirbenchClassifier:
+                 bn_eps: Annotated[float, Interval(gt=0)] = BN_EPS, seed: int = 0) -> AirbenchClassifier:
     """The airbench94 recipe re-written (Jordan 2024): patch-whitened 64/256/256 CNN, Lookahead, alternating
     flips, TTA; 9.9 epochs of batch 1024 reach 94% on CIFAR-10 on a GPU (see :mod:`pipelines.airbench`)."""
     return AirbenchClassifier(**locals())

@@ -42,7 +42,7 @@ class Norm(nn.BatchNorm2d):
         self.weight.requires_grad = False
 
 
-def conv_group(cin: int, cout: int, eps: float = BN_EPS) -> nn.Sequential:
+def conv_group(cin: int, cout: int, eps: float) -> nn.Sequential:
     return nn.Sequential(Conv(cin, cout), nn.MaxPool2d(2), Norm(cout, eps=eps), nn.GELU(),
                          Conv(cout, cout), Norm(cout, eps=eps), nn.GELU())
 
