@@ -8,36 +8,43 @@ from __future__ import annotations
 
 import inspect
 import typing
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
 from pipelines.airbench import AirbenchClassifier
-from pipelines.nets.airbench import BN_EPS
-from pipelines.params import Interval
 from pipelines.registry import register
 from pipelines.training import NetClassifier
 
 
-def scratch_net(name: str, arch: str, description: str, hide: tuple[str, ...] = (), **recipe: Any) -> None:
-    """Register pipeline ``name``: :class:`NetClassifier` building network ``arch``, whose parameters are the
-    estimator's own constructor arguments (all but ``arch`` and ``hide``) at the ``recipe``'s values where it
-    gives one, else the estimator's defaults. One line per network, nothing re-typed."""
-    sig = inspect.signature(NetClassifier)
-    hints = typing.get_type_hints(NetClassifier.__init__, include_extras=True)
+def derived_factory(name: str, estimator: type, description: str, fixed: dict[str, Any] | None = None,
+                    hide: tuple[str, ...] = (), **recipe: Any) -> Callable[..., Any]:
+    """A factory for pipeline ``name`` whose parameters are ``estimator``'s own constructor arguments (all but
+    ``fixed`` and ``hide``) at the ``recipe``'s values where it gives one, else the estimator's defaults: one
+    line per network, nothing re-typed, so a default changed in the estimator is the catalogue's at once."""
+    fixed = fixed or {}
+    sig = inspect.signature(estimator)
+    hints = typing.get_type_hints(estimator.__init__, include_extras=True)
     unknown = set(recipe) - set(sig.parameters)
     if unknown:
-        raise TypeError(f"{name}: NetClassifier has no parameter(s) {sorted(unknown)}")
+        raise TypeError(f"{name}: {estimator.__name__} has no parameter(s) {sorted(unknown)}")
     params = [p.replace(default=recipe.get(p.name, p.default), annotation=hints.get(p.name, p.annotation),
                         kind=inspect.Parameter.KEYWORD_ONLY)
-              for p in sig.parameters.values() if p.name not in ("arch", *hide)]
+              for p in sig.parameters.values() if p.name not in (*fixed, *hide)]
 
-    def factory(**kw: Any) -> NetClassifier:
-        return NetClassifier(arch=arch, **kw)
+    def factory(**kw: Any) -> Any:
+        return estimator(**fixed, **kw)
 
-    factory.__signature__ = sig.replace(parameters=params, return_annotation=NetClassifier)  # type: ignore[attr-defined]
+    factory.__signature__ = sig.replace(parameters=params, return_annotation=estimator)  # type: ignore[attr-defined]
     factory.__name__ = factory.__qualname__ = name.replace("-", "_")
     factory.__doc__ = description
+    return factory
+
+
+def scratch_net(name: str, arch: str, description: str, hide: tuple[str, ...] = (), **recipe: Any) -> None:
+    """Register pipeline ``name``: :class:`NetClassifier` building network ``arch`` (see :func:`derived_factory`)."""
     register(name, family="scratch", features="pixels" if arch == "mlp" else "cnn",
-             classifier="mlp" if arch == "mlp" else "softmax")(factory)
+             classifier="mlp" if arch == "mlp" else "softmax")(
+        derived_factory(name, NetClassifier, description, fixed={"arch": arch}, hide=hide, **recipe))
 
 
 # SGD-Nesterov + OneCycle everywhere; the standard augmentation (crop + flip where allowed) and label smoothing
@@ -61,14 +68,7 @@ scratch_net("inception-s", "inception-s", "Small GoogLeNet: six Inception module
             augment="standard")
 
 
-@register("airbench-cnn", family="scratch", features="cnn", classifier="softmax")
-def airbench_cnn(width: int = 64, epochs: Annotated[float, Interval(gt=0)] = 9.9, batch_size: int = 1024,
-                 lr: float = 11.5, momentum: Annotated[float, Interval(ge=0, lt=1)] = 0.85,
-                 weight_decay: float = 0.0153, bias_scaler: float = 64.0, label_smoothing: float = 0.2,
-                 whiten_bias_epochs: int = 3, translate: int = 2, hflip: bool | None = None,
-                 tta: Annotated[int, Interval(ge=0, le=2)] = 2, lookahead: bool = True, precision: str = "auto",
-                 channels_last: bool = True, compile: bool = False, device: str = "auto",
-                 bn_eps: Annotated[float, Interval(gt=0)] = BN_EPS, seed: int = 0) -> AirbenchClassifier:
-    """The airbench94 recipe re-written (Jordan 2024): patch-whitened 64/256/256 CNN, Lookahead, alternating
-    flips, TTA; 9.9 epochs of batch 1024 reach 94% on CIFAR-10 on a GPU (see :mod:`pipelines.airbench`)."""
-    return AirbenchClassifier(**locals())
+register("airbench-cnn", family="scratch", features="cnn", classifier="softmax")(derived_factory(
+    "airbench-cnn", AirbenchClassifier, "The airbench94 recipe re-written (Jordan 2024): patch-whitened 64/256/256 "
+    "CNN, Lookahead, alternating flips, TTA; 9.9 epochs of batch 1024 reach 94% on CIFAR-10 on a GPU (see "
+    ":mod:`pipelines.airbench`)."))
