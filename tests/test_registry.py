@@ -64,3 +64,21 @@ def test_cli_unknown_pipeline_is_a_message_not_a_traceback(capsys):
 def test_cli_unknown_dataset_suggests(capsys):
     assert main(["run", "--dataset", "mnist5", "--pipeline", "pixels-knn"]) == 2
     assert "mnist5k" in capsys.readouterr().err
+
+
+def test_scratch_factories_are_their_estimators_signatures():
+    """Each scratch pipeline's parameters are its estimator's constructor arguments (derived, not re-typed): the
+    catalogue's defaults are what the built estimator holds, and a recipe naming no argument is refused."""
+    from pipelines.catalogue.scratch import derived_factory
+    from pipelines.training import NetClassifier
+
+    for name in list_pipelines(family="scratch"):
+        spec = get_spec(name)
+        est = create(name)
+        held = est.get_params()
+        assert {k: held[k] for k in spec.defaults} == spec.defaults, name
+        hidden = {"arch", "width"} if name == "lenet5" else {"arch"}  # LeNet-5's widths are the paper's
+        assert set(held) - set(spec.defaults) <= hidden, name
+    assert get_spec("airbench-cnn").defaults["bn_eps"] == create("airbench-cnn").bn_eps
+    with pytest.raises(TypeError, match="NetClassifier has no parameter"):
+        derived_factory("toy", NetClassifier, "", fixed={"arch": "mlp"}, epochz=3)
