@@ -79,6 +79,5 @@ def test_scratch_factories_are_their_estimators_signatures():
         assert {k: held[k] for k in spec.defaults} == spec.defaults, name
         hidden = {"arch", "width"} if name == "lenet5" else {"arch"}  # LeNet-5's widths are the paper's
         assert set(held) - set(spec.defaults) <= hidden, name
-    assert get_spec("airbench-cnn").defaults["bn_eps"] == create("airbench-cnn").bn_eps
     with pytest.raises(TypeError, match="NetClassifier has no parameter"):
         derived_factory("toy", NetClassifier, "", fixed={"arch": "mlp"}, epochz=3)
