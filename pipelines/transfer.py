@@ -27,7 +27,7 @@ import time
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch import nn
 from pipelines.augment import random_crop
 from pipelines.base import ImageFeatures
 from pipelines.classifiers import TunedFeatureClassifier
+from pipelines.params import Interval
 from pipelines.training import (
     TorchClassifier,
     autocast_bf16,
@@ -471,7 +472,7 @@ class FineTuneClassifier(TorchClassifier):
                  augment: str = "standard", hflip: bool | None = None, patience: int | None = None,
                  time_budget_s: float | None = None, freeze_bn: bool = False, precision: str = "cuda-bf16",
                  channels_last: bool = True, compile: bool = False, cache_frozen: bool = False,
-                 cache_translate: int = 0, device: str = "auto", seed: int = 0):
+                 cache_translate: Annotated[int, Interval(ge=0)] = 0, device: str = "auto", seed: int = 0):
         self.backbone = backbone
         self.resolution = resolution
         self.weights = weights

@@ -6,38 +6,11 @@ Every factory's keyword defaults are the whole recipe (see :class:`pipelines.tra
 
 from __future__ import annotations
 
-import inspect
-import typing
-from collections.abc import Callable
 from typing import Any
 
 from pipelines.airbench import AirbenchClassifier
-from pipelines.registry import register
+from pipelines.registry import derived_factory, register
 from pipelines.training import NetClassifier
-
-
-def derived_factory(name: str, estimator: type, description: str, fixed: dict[str, Any] | None = None,
-                    hide: tuple[str, ...] = (), **recipe: Any) -> Callable[..., Any]:
-    """A factory for pipeline ``name`` whose parameters are ``estimator``'s own constructor arguments (all but
-    ``fixed`` and ``hide``) at the ``recipe``'s values where it gives one, else the estimator's defaults: one
-    line per network, nothing re-typed, so a default changed in the estimator is the catalogue's at once."""
-    fixed = fixed or {}
-    sig = inspect.signature(estimator)
-    hints = typing.get_type_hints(estimator.__init__, include_extras=True)
-    unknown = set(recipe) - set(sig.parameters)
-    if unknown:
-        raise TypeError(f"{name}: {estimator.__name__} has no parameter(s) {sorted(unknown)}")
-    params = [p.replace(default=recipe.get(p.name, p.default), annotation=hints.get(p.name, p.annotation),
-                        kind=inspect.Parameter.KEYWORD_ONLY)
-              for p in sig.parameters.values() if p.name not in (*fixed, *hide)]
-
-    def factory(**kw: Any) -> Any:
-        return estimator(**fixed, **kw)
-
-    factory.__signature__ = sig.replace(parameters=params, return_annotation=estimator)  # type: ignore[attr-defined]
-    factory.__name__ = factory.__qualname__ = name.replace("-", "_")
-    factory.__doc__ = description
-    return factory
 
 
 def scratch_net(name: str, arch: str, description: str, hide: tuple[str, ...] = (), **recipe: Any) -> None:

@@ -7,14 +7,13 @@ classical validation-split tuning (:class:`pipelines.classifiers.TunedFeatureCla
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
 from sklearn.base import clone
 
 from pipelines import classifiers
 from pipelines.features.concat import ConcatFeatures
 from pipelines.params import Interval
-from pipelines.registry import register
+from pipelines.registry import derived_factory, register
 from pipelines.transfer import (
     BACKBONES,
     MULTISCALE_BLOCKS,
@@ -59,28 +58,11 @@ def _features_factory(backbone: str, clf: str) -> Callable[..., FrozenFeatureCla
 
 
 def _finetune_factory(backbone: str) -> Callable[..., FineTuneClassifier]:
-    def factory(resolution: int = 224, weights: str = "imagenet", warmup_epochs: int = 1, epochs: int = 5,
-                batch_size: int = 64, optimizer: str = "adamw", lr: float = 1e-3, backbone_lr_mult: float = 0.1,
-                unfreeze_from: str | None = None, schedule: str = "onecycle", weight_decay: float = 0.05,
-                label_smoothing: float = 0.1, augment: str = "standard", hflip: bool | None = None,
-                patience: int | None = None, time_budget_s: float | None = None, freeze_bn: bool = False,
-                precision: str = "cuda-bf16", channels_last: bool = True, compile: bool = False,
-                cache_frozen: bool = False, cache_translate: Annotated[int, Interval(ge=0)] = 0,
-                device: str = "auto", seed: int = 0) -> FineTuneClassifier:
-        # every argument by name: `locals()` would not hold the closure's `backbone` (it is not used in the
-        # body), and each fine-tune pipeline silently trained efficientnet_lite0
-        return FineTuneClassifier(
-            backbone=backbone, resolution=resolution, weights=weights, warmup_epochs=warmup_epochs, epochs=epochs,
-            batch_size=batch_size, optimizer=optimizer, lr=lr, backbone_lr_mult=backbone_lr_mult,
-            unfreeze_from=unfreeze_from, schedule=schedule, weight_decay=weight_decay,
-            label_smoothing=label_smoothing, augment=augment, hflip=hflip, patience=patience,
-            time_budget_s=time_budget_s, freeze_bn=freeze_bn, precision=precision, channels_last=channels_last,
-            compile=compile, cache_frozen=cache_frozen, cache_translate=cache_translate, device=device, seed=seed)
-
-    factory.__doc__ = (f"ImageNet {backbone} + new head: linear-probe warm-up, then fine-tuning with a lower "
-                       "backbone learning rate.")
-    factory.__name__ = f"{backbone}_finetune"
-    return factory
+    # the backbone is fixed by name: a factory that passed `locals()` once lost it (a closure variable the body
+    # did not use), and each fine-tune pipeline silently trained efficientnet_lite0
+    return derived_factory(f"{backbone}-finetune", FineTuneClassifier, f"ImageNet {backbone} + new head: "
+                           "linear-probe warm-up, then fine-tuning with a lower backbone learning rate.",
+                           fixed={"backbone": backbone})
 
 
 for _b in BACKBONES:
