@@ -8,7 +8,14 @@ import pytest
 
 from bench.cli import main
 from pipelines import registry
-from pipelines.registry import UnknownPipelineError, create, get_spec, list_pipelines, register
+from pipelines.registry import (
+    UnknownPipelineError,
+    create,
+    derived_factory,
+    get_spec,
+    list_pipelines,
+    register,
+)
 
 
 def test_foundation_pipelines_are_registered_with_metadata():
@@ -66,18 +73,20 @@ def test_cli_unknown_dataset_suggests(capsys):
     assert "mnist5k" in capsys.readouterr().err
 
 
-def test_scratch_factories_are_their_estimators_signatures():
-    """Each scratch pipeline's parameters are its estimator's constructor arguments (derived, not re-typed): the
-    catalogue's defaults are what the built estimator holds, and a recipe naming no argument is refused."""
-    from pipelines.catalogue.scratch import derived_factory
+def test_derived_factories_are_their_estimators_signatures():
+    """Each scratch and fine-tune pipeline's parameters are its estimator's constructor arguments (derived, not
+    re-typed): the catalogue's defaults are what the built estimator holds, the one fixed argument (network or
+    backbone) is the pipeline's own, and a recipe naming no argument is refused."""
     from pipelines.training import NetClassifier
 
-    for name in list_pipelines(family="scratch"):
+    for name in [*list_pipelines(family="scratch"), *list_pipelines("*-finetune")]:
         spec = get_spec(name)
-        est = create(name)
-        held = est.get_params()
+        held = create(name).get_params()
         assert {k: held[k] for k in spec.defaults} == spec.defaults, name
-        hidden = {"arch", "width"} if name == "lenet5" else {"arch"}  # LeNet-5's widths are the paper's
+        fixed = {"backbone"} if name.endswith("-finetune") else {"arch"}
+        hidden = fixed | ({"width"} if name == "lenet5" else set())  # LeNet-5's widths are the paper's
         assert set(held) - set(spec.defaults) <= hidden, name
+        if name.endswith("-finetune"):
+            assert held["backbone"] == name.removesuffix("-finetune"), name
     with pytest.raises(TypeError, match="NetClassifier has no parameter"):
         derived_factory("toy", NetClassifier, "", fixed={"arch": "mlp"}, epochz=3)
